@@ -1,0 +1,21 @@
+"""Callbacks: evaluation, export and throughput."""
+
+from nslightning.callbacks.export import Word2VecExport
+from nslightning.callbacks.throughput import Throughput
+from nslightning.callbacks.word2vec_format import save_word2vec_format
+from nslightning.callbacks.word_vector_evaluation import (
+    WordVectorEvaluation,
+    evaluate_keyed_vectors,
+    nearest_neighbours,
+    to_keyed_vectors,
+)
+
+__all__ = [
+    "Throughput",
+    "Word2VecExport",
+    "WordVectorEvaluation",
+    "evaluate_keyed_vectors",
+    "nearest_neighbours",
+    "save_word2vec_format",
+    "to_keyed_vectors",
+]

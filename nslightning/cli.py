@@ -1,0 +1,43 @@
+"""The ``nslightning`` command: LightningCLI with the project's argument links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+import nslightning.callbacks
+import nslightning.data
+import nslightning.optim
+import nslightning.samplers
+import nslightning.tasks  # noqa: F401 - registers the classes for short names on the command line
+
+
+class NSLightningCLI(LightningCLI):
+    """LightningCLI whose model receives ``vocab_size`` from the DataModule's vocabulary."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments(
+            "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+        )
+
+
+def main(args: Any = None) -> None:
+    """Runs ``nslightning fit|validate|test|predict -c CONFIG.yaml [--key value ...]``.
+
+    Args:
+        args: arguments instead of ``sys.argv[1:]`` (a list or a dict), for use from Python.
+    """
+    NSLightningCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+if __name__ == "__main__":
+    main()

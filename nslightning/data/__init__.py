@@ -1,0 +1,22 @@
+"""Corpus readers, the vocabulary, DataModules and Keras-compatible preprocessing."""
+
+from nslightning.data.corpus import builtin_corpora, read_lines, read_sentences, resolve_paths
+from nslightning.data.encoding import EncodedCorpus, encode_corpus
+from nslightning.data.skipgram_datamodule import SkipGramDataModule
+from nslightning.data.subsampling import keep_probabilities
+from nslightning.data.vocabulary import Vocabulary
+from nslightning.data.windows import SkipGramBatch, skipgram_windows
+
+__all__ = [
+    "EncodedCorpus",
+    "SkipGramBatch",
+    "SkipGramDataModule",
+    "Vocabulary",
+    "builtin_corpora",
+    "encode_corpus",
+    "keep_probabilities",
+    "read_lines",
+    "read_sentences",
+    "resolve_paths",
+    "skipgram_windows",
+]

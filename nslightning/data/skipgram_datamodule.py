@@ -1,0 +1,161 @@
+"""The skip-gram DataModule: a corpus as large token chunks, turned into windows on the device."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from nslightning.data.corpus import ENWIKI_SAMPLE, read_sentences
+from nslightning.data.encoding import EncodedCorpus, encode_corpus
+from nslightning.data.subsampling import keep_probabilities
+from nslightning.data.vocabulary import Vocabulary
+from nslightning.data.windows import skipgram_windows
+
+
+class TokenChunks(Dataset[dict[str, Tensor]]):
+    """Consecutive slices of ``chunk_size`` tokens of an encoded corpus (views, no copies)."""
+
+    def __init__(self, corpus: EncodedCorpus, chunk_size: int) -> None:
+        self.corpus = corpus
+        self.chunk_size = chunk_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.corpus) / self.chunk_size)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        start = index * self.chunk_size
+        stop = start + self.chunk_size
+        return {
+            "tokens": self.corpus.tokens[start:stop],
+            "sentence_ids": self.corpus.sentence_ids[start:stop],
+        }
+
+
+class SkipGramDataModule(pl.LightningDataModule):
+    """Reads a corpus, builds the vocabulary and serves skip-gram windows.
+
+    The DataLoader yields chunks of ``batch_size`` consecutive tokens; after the chunk reaches the
+    training device, :meth:`on_after_batch_transfer` subsamples it and builds the dynamic windows
+    there (:func:`~nslightning.data.windows.skipgram_windows`), so the host never holds pairs.
+
+    Args:
+        corpus: a file, folder, glob (``.gz``/``.bz2`` read transparently), or ``enwiki-sample``.
+        min_count: drop tokens seen fewer times (word2vec's ``min_count``).
+        max_vocab_size: keep at most this many of the most frequent tokens.
+        vocabulary: a vocabulary file (``Vocabulary.save``) to use instead of building one.
+        window: maximum window ``W``; each center draws its window uniformly in ``1..W``.
+        sample: down-sampling threshold for frequent words (``None`` disables).
+        batch_size: corpus tokens per training step.
+        shuffle: visit the chunks in a new random order each epoch.
+        num_workers: DataLoader workers (chunks are views, so 0 is usually fastest).
+        seed: seed of the subsampling and window draws (rank ``r`` uses ``seed + r``).
+    """
+
+    def __init__(
+        self,
+        corpus: str = ENWIKI_SAMPLE,
+        min_count: int = 5,
+        max_vocab_size: int | None = None,
+        vocabulary: str | None = None,
+        window: int = 5,
+        sample: float | None = 1e-3,
+        batch_size: int = 16384,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}; word2vec uses 5.")
+        if sample is not None and not sample > 0:
+            raise ValueError(
+                f"sample must be > 0 (e.g. 1e-3) or None to disable down-sampling, got {sample}."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size (tokens per step) must be >= 1, got {batch_size}.")
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}.")
+        self.save_hyperparameters()
+        self.corpus_source = corpus
+        self.min_count = min_count
+        self.max_vocab_size = max_vocab_size
+        self.vocabulary_path = vocabulary
+        self.window = window
+        self.sample = sample
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.num_workers = num_workers
+        self.seed = seed
+        self._encoded: EncodedCorpus | None = None
+        self._keep_prob: Tensor | None = None
+        self._generator: torch.Generator | None = None
+
+    # --------------------------------------------------------------- corpus and vocabulary
+    @property
+    def encoded(self) -> EncodedCorpus:
+        """The encoded corpus, read on first use."""
+        if self._encoded is None:
+            given = Vocabulary.load(self.vocabulary_path) if self.vocabulary_path else None
+            self._encoded = encode_corpus(
+                read_sentences(self.corpus_source),
+                min_count=self.min_count,
+                max_size=self.max_vocab_size,
+                vocabulary=given,
+            )
+        return self._encoded
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.encoded.vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def counts(self) -> Tensor:
+        """``(V,)`` int64 token counts."""
+        return self.vocabulary.counts
+
+    @property
+    def num_tokens(self) -> int:
+        """In-vocabulary corpus tokens per epoch."""
+        return len(self.encoded)
+
+    # --------------------------------------------------------------- loading
+    def setup(self, stage: str) -> None:
+        self.encoded  # noqa: B018 - read the corpus once per process
+        if self.sample is not None:
+            self._keep_prob = keep_probabilities(self.counts, self.sample)
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return DataLoader(
+            TokenChunks(self.encoded, self.batch_size),
+            batch_size=None,
+            shuffle=self.shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not (isinstance(batch, dict) and "tokens" in batch):
+            return batch
+        tokens: Tensor = batch["tokens"]
+        device = tokens.device
+        if self._generator is None or self._generator.device != device:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.seed + rank)
+        keep = None
+        if self._keep_prob is not None:
+            if self._keep_prob.device != device:
+                self._keep_prob = self._keep_prob.to(device)
+            keep = self._keep_prob
+        return skipgram_windows(
+            tokens, batch["sentence_ids"], self.window, self._generator, keep_prob=keep
+        )

@@ -1,0 +1,5 @@
+"""LightningModules, one per task."""
+
+from nslightning.tasks.skipgram import SkipGramTask
+
+__all__ = ["SkipGramTask"]

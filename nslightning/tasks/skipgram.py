@@ -1,0 +1,168 @@
+"""Skip-gram with negative sampling (word2vec SGNS) as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from nslightning.data.windows import SkipGramBatch
+from nslightning.losses.functional import sgns_loss
+from nslightning.models.skipgram import SkipGramEmbeddings
+from nslightning.optim.sparse_sgd import SparseSGD
+from nslightning.samplers.base import NegativeSampler
+from nslightning.samplers.unigram import UnigramSampler
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+
+
+class SkipGramTask(pl.LightningModule):
+    """Trains word vectors with skip-gram and negative sampling.
+
+    A training batch is a :class:`~nslightning.data.windows.SkipGramBatch`: ``N`` center words,
+    each with up to ``2W`` context words. As in word2vec.c, the context word's input vector
+    predicts the center word's output vector, and ``K`` negatives replace the center. The ``K``
+    negatives are drawn once per center and shared by the pairs of its window (Ji et al. 2016,
+    "Parallelizing Word2Vec in Shared and Distributed Memory"), which turns the step into batched
+    matrix products; a negative equal to the center (an accidental hit) is masked out.
+
+    word2vec updates after every pair; summing the gradients of tens of thousands of pairs into
+    one update over-steps frequent words and diverges. So each batch (one Lightning step, one
+    DataLoader chunk) is applied in updates of ``update_size`` centers (manual optimization).
+    The objective is summed over an update's pairs, so ``lr`` means word2vec's ``alpha``; it
+    decays linearly to ``min_lr`` over the run, as in word2vec and gensim.
+
+    Args:
+        vocab_size: number of words ``V`` (linked from the DataModule by the CLI).
+        dim: vector size ``D``.
+        num_negatives: negatives per pair ``K``.
+        sampler: where negatives come from; ``UnigramSampler(power=0.75)`` when ``None``.
+        optimizer: a factory ``params -> Optimizer``; its learning rate is set by this task.
+            The default :class:`~nslightning.optim.SparseSGD` is word2vec's update.
+        lr: initial learning rate (word2vec's ``alpha``).
+        min_lr: learning rate at the end of the run (set it to ``lr`` for a constant rate).
+        update_size: center words per optimizer update.
+        sparse: sparse embedding gradients (SGD, SparseSGD, SparseAdam and Adagrad take them);
+            set ``False`` for optimizers such as Adam.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int = 100,
+        num_negatives: int = 5,
+        sampler: NegativeSampler | None = None,
+        optimizer: OptimizerFactory = SparseSGD,
+        lr: float = 0.025,
+        min_lr: float = 1e-4,
+        update_size: int = 512,
+        sparse: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; word2vec uses 5.")
+        if not lr > 0 or not 0 <= min_lr <= lr:
+            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}.")
+        if update_size < 1:
+            raise ValueError(f"update_size must be >= 1, got {update_size}.")
+        self.save_hyperparameters(ignore=["sampler", "optimizer"])
+        self.automatic_optimization = False
+        self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
+        self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
+        self.optimizer_factory = optimizer
+        self.num_negatives = num_negatives
+        self.lr = lr
+        self.min_lr = min_lr
+        self.update_size = update_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self.embeddings.vocab_size
+
+    def setup(self, stage: str) -> None:
+        self.sampler.set_rank(self.global_rank)
+        counts = getattr(self.trainer.datamodule, "counts", None)
+        if counts is None:
+            if self.sampler.num_items == 0:
+                raise RuntimeError(
+                    "SkipGramTask needs word counts for its sampler: train with a DataModule "
+                    "that has `counts` (SkipGramDataModule) or call task.sampler.setup(counts)."
+                )
+            return
+        if len(counts) != self.vocab_size:
+            raise ValueError(
+                f"vocabulary size mismatch: the model has {self.vocab_size} words but the data "
+                f"has {len(counts)}; train with the vocabulary saved beside the checkpoint "
+                "(--data.vocabulary PATH) or start a new model."
+            )
+        self.sampler.setup(counts)
+
+    def update_loss(self, centers: Tensor, contexts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The summed SGNS loss of some centers' windows, and their number of pairs.
+
+        Args:
+            centers: ``(n,)`` center ids.
+            contexts: ``(n, 2W)`` context ids.
+            mask: ``(n, 2W)`` bool, real pairs.
+
+        Returns:
+            ``(loss_sum, num_pairs)``, two scalars.
+        """
+        negatives = self.sampler.sample(centers, self.num_negatives)
+        targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)  # (n, 1+K)
+        scores = self.embeddings(contexts, targets)  # (n, 2W, 1+K)
+        weight = mask.to(scores.dtype)
+        loss_sum = sgns_loss(
+            scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,
+            reduction="sum",
+        )
+        return loss_sum, weight.sum()
+
+    def training_step(self, batch: SkipGramBatch, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)
+        num_rows = batch.centers.shape[0]
+        total_loss = batch.centers.new_zeros((), dtype=torch.float32)
+        total_pairs = torch.zeros_like(total_loss)
+        lr = self.lr
+        for start in range(0, num_rows, self.update_size):
+            rows = slice(start, start + self.update_size)
+            lr = self.learning_rate(batch_idx + start / max(num_rows, 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum, num_pairs = self.update_loss(
+                batch.centers[rows], batch.contexts[rows], batch.mask[rows]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss_sum)
+            optimizer.step()
+            total_loss += loss_sum.detach()
+            total_pairs += num_pairs
+        self.log("train/loss", total_loss / total_pairs.clamp_min(1.0), prog_bar=True)
+        self.log("train/lr", lr)
+        self.log("train/pairs", total_pairs, reduce_fx="sum")
+
+    def learning_rate(self, batch_position: float) -> float:
+        """Linear decay from ``lr`` to ``min_lr`` over the run.
+
+        Args:
+            batch_position: position in the current epoch, in batches (may be fractional).
+        """
+        trainer = self.trainer
+        total = max(float(trainer.estimated_stepping_batches), 1.0)
+        done = trainer.current_epoch * trainer.num_training_batches + batch_position
+        progress = done / total
+        if trainer.max_steps and trainer.max_steps > 0:
+            progress = max(progress, self.global_step / trainer.max_steps)
+        return self.lr - (self.lr - self.min_lr) * min(progress, 1.0)
+
+    def configure_optimizers(self) -> Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    def word_vectors(self) -> Tensor:
+        """``(V, D)`` the trained word vectors (word2vec's syn0), float32 on the CPU."""
+        return self.embeddings.vectors().float().cpu()
