@@ -11,7 +11,9 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", **open_kwargs: Any
+) -> Iterator[IO[Any]]:
     """Opens a temporary file beside ``path``; on success it replaces ``path`` in one step.
 
     On an exception the temporary file is removed and ``path`` is left as it was.

@@ -23,20 +23,31 @@ class NSLightningCLI(LightningCLI):
         )
 
 
+def build_cli(args: Any = None, run: bool = True) -> NSLightningCLI:
+    """The CLI over every task and DataModule (``class_path`` chooses them).
+
+    Args:
+        args: arguments instead of ``sys.argv[1:]`` (a list or a dict).
+        run: run the subcommand; with ``False`` only parse and instantiate (no subcommand).
+    """
+    return NSLightningCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        run=run,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
 def main(args: Any = None) -> None:
     """Runs ``nslightning fit|validate|test|predict -c CONFIG.yaml [--key value ...]``.
 
     Args:
         args: arguments instead of ``sys.argv[1:]`` (a list or a dict), for use from Python.
     """
-    NSLightningCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-    )
+    build_cli(args)
 
 
 if __name__ == "__main__":

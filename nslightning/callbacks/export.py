@@ -38,7 +38,7 @@ class Word2VecExport(pl.Callback):
         self.export(trainer, pl_module)
 
     def export(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        vocabulary = getattr(trainer.datamodule, "vocabulary", None)
+        vocabulary = getattr(getattr(trainer, "datamodule", None), "vocabulary", None)
         if vocabulary is None or not hasattr(pl_module, "word_vectors"):
             raise RuntimeError(
                 "Word2VecExport needs a DataModule with a `vocabulary` and a task with "

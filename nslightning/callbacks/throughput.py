@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 class Throughput(pl.Callback):
     """Logs ``train/words_per_s``: corpus tokens consumed per second of training steps.
 
+    Measured over windows of ``window`` batches, and over what remains at the end of an epoch.
+
     The batch must carry ``num_tokens`` (as :class:`~nslightning.data.windows.SkipGramBatch`
     does); the clock runs from the start of the first batch, so data loading is included.
 
@@ -45,9 +47,15 @@ class Throughput(pl.Callback):
     ) -> None:
         self._tokens += int(getattr(batch, "num_tokens", 0))
         self._batches += 1
-        if self._batches < self.window or self._start is None:
-            return
-        elapsed = time.perf_counter() - self._start
-        if elapsed > 0:
+        if self._batches >= self.window:
+            self._log(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._batches:
+            self._log(pl_module)
+
+    def _log(self, pl_module: pl.LightningModule) -> None:
+        if self._start is not None and self._tokens:
+            elapsed = time.perf_counter() - self._start
             pl_module.log("train/words_per_s", self._tokens / elapsed, prog_bar=True)
         self._start, self._tokens, self._batches = time.perf_counter(), 0, 0

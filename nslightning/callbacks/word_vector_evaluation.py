@@ -131,7 +131,7 @@ class WordVectorEvaluation(pl.Callback):
 
     @staticmethod
     def _keyed_vectors(trainer: pl.Trainer, pl_module: Any) -> KeyedVectors:
-        vocabulary = getattr(trainer.datamodule, "vocabulary", None)
+        vocabulary = getattr(getattr(trainer, "datamodule", None), "vocabulary", None)
         if vocabulary is None or not hasattr(pl_module, "word_vectors"):
             raise RuntimeError(
                 "WordVectorEvaluation needs a DataModule with a `vocabulary` and a task with "

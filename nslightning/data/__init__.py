@@ -2,6 +2,7 @@
 
 from nslightning.data.corpus import builtin_corpora, read_lines, read_sentences, resolve_paths
 from nslightning.data.encoding import EncodedCorpus, encode_corpus
+from nslightning.data.keras import make_sampling_table, skipgrams
 from nslightning.data.skipgram_datamodule import SkipGramDataModule
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.vocabulary import Vocabulary
@@ -15,8 +16,10 @@ __all__ = [
     "builtin_corpora",
     "encode_corpus",
     "keep_probabilities",
+    "make_sampling_table",
     "read_lines",
     "read_sentences",
     "resolve_paths",
     "skipgram_windows",
+    "skipgrams",
 ]

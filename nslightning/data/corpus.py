@@ -94,10 +94,10 @@ def resolve_paths(source: str | os.PathLike[str]) -> list[Path]:
 
 def _open_binary(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.suffix == ".bz2":
         return bz2.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    return open(path, "rb")
 
 
 def read_lines(path: Path) -> Iterator[str]:

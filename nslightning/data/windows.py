@@ -30,6 +30,7 @@ def skipgram_windows(
     window: int,
     generator: torch.Generator,
     keep_prob: Tensor | None = None,
+    compact_exactly: bool | None = None,
 ) -> SkipGramBatch:
     """Builds word2vec's (center, context) pairs for a chunk of the corpus, without Python loops.
 
@@ -46,6 +47,8 @@ def skipgram_windows(
         window: maximum window ``W >= 1``.
         generator: random generator on the tokens' device.
         keep_prob: ``(V,)`` keep probability per id (see ``keep_probabilities``), or ``None``.
+        compact_exactly: drop the discarded tokens (a host sync) instead of padding; ``None``
+            chooses exact compaction on the CPU and padding elsewhere.
 
     Returns:
         A :class:`SkipGramBatch` with ``N <= T`` rows.
@@ -58,7 +61,9 @@ def skipgram_windows(
     sentence_ids = sentence_ids.long()
     if keep_prob is not None:
         keep = torch.rand(num, device=device, generator=generator) < keep_prob[tokens]
-        if device.type == "cpu":
+        if compact_exactly is None:
+            compact_exactly = device.type == "cpu"
+        if compact_exactly:
             # A host sync is free on the CPU: compact exactly, so no row is padding.
             tokens, sentence_ids = tokens[keep], sentence_ids[keep]
             num = tokens.numel()

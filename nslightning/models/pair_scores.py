@@ -20,7 +20,7 @@ def _row_gradient(shape: torch.Size, ids: Tensor, rows: Tensor, sparse: bool) ->
 
 class _PairScores(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: FunctionCtx,
         input_weight: Tensor,
         output_weight: Tensor,
@@ -36,7 +36,7 @@ class _PairScores(torch.autograd.Function):
         return torch.bmm(anchor_vectors, target_vectors.transpose(1, 2))
 
     @staticmethod
-    def backward(ctx: Any, grad_scores: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_scores: Tensor) -> tuple[Tensor | None, ...]:
         anchors, targets, anchor_vectors, target_vectors = ctx.saved_tensors
         dim = anchor_vectors.shape[-1]
         grad_input = grad_output = None

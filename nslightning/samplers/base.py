@@ -73,6 +73,12 @@ class NegativeSampler(nn.Module, ABC):
         self.num_items = int(counts.numel())
         self._setup(counts)
 
+    def manual_seed(self, seed: int) -> None:
+        """Re-seeds the generator with ``seed + rank``; the next draw starts afresh."""
+        self.seed = int(seed)
+        self._generator = None
+        self._pending_state = None
+
     def set_rank(self, rank: int) -> None:
         """Sets the distributed rank: the generator is re-seeded with ``seed + rank``."""
         if rank != self.rank:
@@ -134,7 +140,7 @@ class NegativeSampler(nn.Module, ABC):
         anchors: Tensor | None,
         scorer: Scorer | None,
     ) -> tuple[Tensor, Tensor | None]:
-        """Returns ``ids (*, K)`` long and ``log_q (*, K)`` (or ``None``) on ``positives.device``."""
+        """Returns ``ids (*, K)`` long and ``log_q (*, K)`` or ``None``, on positives' device."""
 
     # ------------------------------------------------------------------ generator and state
     def _generator_for(self, device: torch.device) -> torch.Generator:
@@ -158,7 +164,7 @@ class NegativeSampler(nn.Module, ABC):
         self._pending_state = state["generator"]
 
     def _load_from_state_dict(  # type: ignore[no-untyped-def]
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
     ) -> None:
         # Tables are sized by the vocabulary, which is only known at setup(): adopt the saved size.
         for name, buffer in self._buffers.items():
@@ -166,9 +172,9 @@ class NegativeSampler(nn.Module, ABC):
             if key in state_dict and buffer is not None and buffer.shape != state_dict[key].shape:
                 self._buffers[name] = torch.empty_like(state_dict[key], device=buffer.device)
         super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
         )
-        for name, buffer in self._buffers.items():
+        for buffer in self._buffers.values():
             if buffer is not None and buffer.dim() == 1 and buffer.numel() > 0:
                 self.num_items = int(buffer.numel())
                 break

@@ -85,7 +85,7 @@ class SkipGramTask(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self.sampler.set_rank(self.global_rank)
-        counts = getattr(self.trainer.datamodule, "counts", None)
+        counts = getattr(getattr(self.trainer, "datamodule", None), "counts", None)
         if counts is None:
             if self.sampler.num_items == 0:
                 raise RuntimeError(

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from nslightning.data import SkipGramDataModule
+from nslightning.losses import sgns_loss
+from nslightning.optim import SparseSGD
+from nslightning.samplers import UniformSampler, UnigramSampler
+from nslightning.tasks import SkipGramTask
+from tests.conftest import TOPICS
+
+
+def fit(
+    corpus: Path, epochs: int = 3, seed: int = 0, **task_kwargs
+) -> tuple[SkipGramTask, SkipGramDataModule]:
+    pl.seed_everything(seed, verbose=False)
+    data = SkipGramDataModule(str(corpus), min_count=1, batch_size=1000, window=3, sample=None,
+                              seed=seed)
+    task = SkipGramTask(data.vocab_size, dim=16, sampler=UnigramSampler(seed=seed),
+                        update_size=64, **task_kwargs)
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(task, data)
+    return task, data
+
+
+def cosine(vectors: torch.Tensor, a: int, b: int) -> float:
+    return float(torch.nn.functional.cosine_similarity(vectors[a], vectors[b], dim=0))
+
+
+def test_learns_topics(topic_corpus_file: Path) -> None:
+    task, data = fit(topic_corpus_file, epochs=8, lr=0.05)
+    vectors = task.word_vectors()
+    index = data.vocabulary.index
+    within, across = [], []
+    names = sorted(TOPICS)
+    for name in names:
+        words = TOPICS[name]
+        other = TOPICS[names[(names.index(name) + 1) % len(names)]]
+        within += [cosine(vectors, index[words[i]], index[words[i + 1]]) for i in range(7)]
+        across += [cosine(vectors, index[words[i]], index[other[i]]) for i in range(8)]
+    assert np.mean(within) > np.mean(across) + 0.3
+
+
+def test_same_seed_same_vectors(topic_corpus_file: Path) -> None:
+    a, _ = fit(topic_corpus_file, epochs=1, seed=5)
+    b, _ = fit(topic_corpus_file, epochs=1, seed=5)
+    c, _ = fit(topic_corpus_file, epochs=1, seed=6)
+    assert torch.equal(a.word_vectors(), b.word_vectors())
+    assert not torch.equal(a.word_vectors(), c.word_vectors())
+
+
+class RecordLearningRate(pl.Callback):
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.values.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_learning_rate_decays_linearly_to_min_lr(topic_corpus_file: Path) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=200, sample=None)
+    task = SkipGramTask(data.vocab_size, dim=8, lr=0.04, min_lr=0.001, update_size=10_000)
+    record = RecordLearningRate()
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[record])
+    trainer.fit(task, data)
+    steps = len(record.values)
+    assert steps == 2 * trainer.num_training_batches
+    # one update per batch (update_size > batch), taken at the batch's start
+    expected = [0.04 - 0.039 * i / steps for i in range(steps)]
+    assert record.values == pytest.approx(expected)
+
+
+def test_one_update_is_word2vec_sgd() -> None:
+    """A task update equals SGD on the SGNS loss, computed here with plain autograd."""
+    torch.manual_seed(0)
+    vocab, dim = 30, 8
+    task = SkipGramTask(vocab, dim=dim, num_negatives=3, sampler=UniformSampler(seed=4))
+    task.sampler.setup(torch.ones(vocab))
+    with torch.no_grad():
+        task.embeddings.output.weight.normal_()
+    centers = torch.randint(0, vocab, (6,))
+    contexts = torch.randint(0, vocab, (6, 4))
+    mask = torch.rand(6, 4) < 0.7
+    w_in = task.embeddings.input.weight.detach().clone().requires_grad_(True)
+    w_out = task.embeddings.output.weight.detach().clone().requires_grad_(True)
+
+    negatives = UniformSampler(seed=4)
+    negatives.setup(torch.ones(vocab))
+    drawn = negatives.sample(centers, 3)
+    targets = torch.cat([centers[:, None], drawn.ids], 1)
+    scores = torch.einsum("ncd,ntd->nct", w_in[contexts], w_out[targets])
+    reference = sgns_loss(scores[..., 0], scores[..., 1:], drawn.mask[:, None, :],
+                          weight=mask.float(), reduction="sum")
+    reference.backward()
+
+    optimizer = SparseSGD(task.parameters(), lr=0.1)
+    loss, pairs = task.update_loss(centers, contexts, mask)
+    loss.backward()
+    optimizer.step()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert pairs.item() == mask.sum().item()
+    assert torch.allclose(task.embeddings.input.weight, w_in - 0.1 * w_in.grad, atol=1e-6)
+    assert torch.allclose(task.embeddings.output.weight, w_out - 0.1 * w_out.grad, atol=1e-6)
+
+
+def test_vocabulary_mismatch_is_a_clear_error(topic_corpus_file: Path) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1)
+    task = SkipGramTask(data.vocab_size + 1, dim=4)
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match=r"vocabulary size mismatch.*--data\.vocabulary"):
+        trainer.fit(task, data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"num_negatives": 0}, "num_negatives"), ({"dim": 0}, "dim must be >= 1"),
+     ({"lr": -1.0}, "lr > 0"), ({"update_size": 0}, "update_size")],
+)
+def test_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SkipGramTask(10, **kwargs)
+
+
+def test_checkpoint_round_trip(topic_corpus_file: Path, tmp_path: Path) -> None:
+    task, data = fit(topic_corpus_file, epochs=1)
+    task.trainer.save_checkpoint(tmp_path / "last.ckpt")
+    loaded = SkipGramTask.load_from_checkpoint(tmp_path / "last.ckpt", sampler=UnigramSampler())
+    assert torch.equal(loaded.word_vectors(), task.word_vectors())
+    assert torch.equal(loaded.sampler.accept, task.sampler.accept)
+    assert loaded.sampler.num_items == data.vocab_size

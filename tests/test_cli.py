@@ -1,0 +1,89 @@
+"""Every shipped config runs a few steps on tiny data; the sampler swaps from the command line."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gensim.models import KeyedVectors
+
+from nslightning.cli import build_cli, main
+from nslightning.samplers import UniformSampler, UnigramSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def tiny_args(corpus: Path) -> list[str]:
+    return [
+        "-c", str(CONFIGS / "skipgram.yaml"),
+        "--data.corpus", str(corpus), "--data.min_count", "1", "--data.batch_size", "600",
+        "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1",
+        "--trainer.enable_progress_bar", "false", "--model.dim", "8",
+    ]
+
+
+def test_fit_trains_evaluates_logs_and_exports(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *tiny_args(topic_corpus_file)])
+    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/skipgram/vectors.txt"))
+    assert len(vectors) == 32 and vectors.vector_size == 8
+    assert (tmp_path / "outputs/skipgram/vectors.txt.vocab.tsv").exists()
+    metrics_file = next((tmp_path / "outputs/skipgram/logs").glob("version_*/metrics.csv"))
+    with open(metrics_file, encoding="utf-8") as handle:
+        columns = set(next(csv.reader(handle)))
+    assert {"train/loss", "train/lr", "train/words_per_s", "val/ws353", "val/simlex",
+            "val/analogy"} <= columns
+    assert next((tmp_path / "outputs/skipgram/logs").glob("version_*/checkpoints/*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("swap", "expected", "power"),
+    [
+        (["--model.sampler", "UniformSampler"], UniformSampler, None),
+        (["--model.sampler.power", "0.5"], UnigramSampler, 0.5),
+        (["--model.sampler", str(CONFIGS / "samplers/uniform.yaml")], UniformSampler, None),
+        (["--model.sampler", str(CONFIGS / "samplers/unigram.yaml")], UnigramSampler, 0.75),
+    ],
+)
+def test_sampler_swap(topic_corpus_file: Path, swap: list[str], expected: type, power) -> None:
+    cli = build_cli(tiny_args(topic_corpus_file) + swap, run=False)
+    assert type(cli.model.sampler) is expected
+    if power is not None:
+        assert cli.model.sampler.power == power
+    assert cli.model.vocab_size == cli.datamodule.vocab_size == 32
+
+
+def test_bad_power_from_the_command_line_is_a_clear_error(topic_corpus_file: Path) -> None:
+    with pytest.raises(ValueError, match="power must be in"):
+        build_cli([*tiny_args(topic_corpus_file), "--model.sampler.power", "-1"], run=False)
+
+
+def test_wandb_logger_config_runs_offline(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
+          "--trainer.logger", str(CONFIGS / "loggers/wandb.yaml")])
+    runs = list((tmp_path / "outputs/wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_csv_logger_fragment(topic_corpus_file: Path, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
+          "--trainer.logger", str(CONFIGS / "loggers/csv.yaml")])
+    assert list((tmp_path / "outputs/csv").glob("version_*/metrics.csv"))
+
+
+def test_python_dash_m_and_console_script_help() -> None:
+    for command in ([sys.executable, "-m", "nslightning", "--help"], ["nslightning", "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        assert "fit" in result.stdout
