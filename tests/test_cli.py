@@ -59,6 +59,30 @@ def test_sampler_swap(topic_corpus_file: Path, swap: list[str], expected: type, 
     assert cli.model.vocab_size == cli.datamodule.vocab_size == 32
 
 
+@pytest.mark.parametrize(
+    "swap",
+    [
+        ["--model.optimizer", "torch.optim.SparseAdam"],
+        ["--model.optimizer", "torch.optim.Adagrad"],
+        ["--model.optimizer", "torch.optim.Adam", "--model.sparse", "false"],
+    ],
+)
+def test_optimizer_swap_trains(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap])
+    assert (tmp_path / "outputs/skipgram/vectors.txt").exists()
+
+
+def test_dense_only_optimizer_with_sparse_gradients_is_a_clear_error(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="Adam cannot take sparse gradients"):
+        main(["fit", *tiny_args(topic_corpus_file), "--model.optimizer", "torch.optim.Adam"])
+
+
 def test_bad_power_from_the_command_line_is_a_clear_error(topic_corpus_file: Path) -> None:
     with pytest.raises(ValueError, match="power must be in"):
         build_cli([*tiny_args(topic_corpus_file), "--model.sampler.power", "-1"], run=False)

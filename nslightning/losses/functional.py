@@ -53,6 +53,9 @@ def sgns_loss(
     if reduction == "sum":
         return per_pair.sum()
     if reduction == "mean":
-        total = per_pair.new_tensor(per_pair.numel()) if weight is None else weight.sum()
+        if weight is None:
+            total = per_pair.new_tensor(per_pair.numel())
+        else:
+            total = weight.expand_as(per_pair).sum()
         return per_pair.sum() / total.clamp_min(1e-12)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")

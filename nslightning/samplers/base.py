@@ -7,6 +7,7 @@ ranks draw different negatives and a run is reproducible under a seed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -49,7 +50,7 @@ class NegativeSampler(nn.Module, ABC):
         self.rank = 0
         self.num_items = 0
         self._generator: torch.Generator | None = None
-        self._pending_state: Tensor | None = None
+        self._pending_state: tuple[int, Tensor] | None = None  # (saving rank, generator state)
 
     # ------------------------------------------------------------------ public interface
     def setup(self, counts: Tensor) -> None:
@@ -148,20 +149,40 @@ class NegativeSampler(nn.Module, ABC):
             generator = torch.Generator(device=device)
             generator.manual_seed(self.seed + self.rank)
             if self._pending_state is not None:
-                generator.set_state(self._pending_state)
+                self._resume(generator, *self._pending_state)
                 self._pending_state = None
             self._generator = generator
         return self._generator
 
+    def _resume(self, generator: torch.Generator, saving_rank: int, state: Tensor) -> None:
+        """Continues a checkpoint's stream on the rank that saved it.
+
+        Checkpoints are written by rank 0, so another rank must not adopt that stream: it
+        re-seeds from ``(seed, its rank, the saved state)``: different on every rank and every
+        resume, and reproducible.
+        """
+        if saving_rank == self.rank:
+            try:
+                generator.set_state(state)
+                return
+            except RuntimeError:
+                pass  # a state saved on another kind of device: re-seed below
+        digest = hashlib.sha256(state.numpy().tobytes() + f"{self.seed}:{self.rank}".encode())
+        generator.manual_seed(int.from_bytes(digest.digest()[:7], "little"))
+
     def get_extra_state(self) -> dict[str, Any]:
         state = None if self._generator is None else self._generator.get_state()
-        return {"seed": self.seed, "rank": self.rank, "generator": state}
+        return {
+            "seed": self.seed, "rank": self.rank, "num_items": self.num_items, "generator": state
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restores a checkpoint; the current rank is kept (see :meth:`_resume`)."""
         self.seed = int(state["seed"])
-        self.rank = int(state["rank"])
+        self.num_items = int(state.get("num_items", self.num_items))
         self._generator = None
-        self._pending_state = state["generator"]
+        saved: Tensor | None = state["generator"]
+        self._pending_state = None if saved is None else (int(state["rank"]), saved.cpu())
 
     def _load_from_state_dict(  # type: ignore[no-untyped-def]
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors

@@ -226,11 +226,6 @@ def test_module_default_reduction_is_mean():
     torch.testing.assert_close(SGNSLoss()(pos, neg), sgns_loss(pos, neg))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with a broadcast weight, 'mean' divides by weight.sum() of the unbroadcast "
-    "tensor instead of the total weight over all pairs",
-)
 def test_mean_with_broadcast_weight_divides_by_total_weight():
     pos, neg, _, _ = random_inputs((4,), 2, seed=11)
     ones = torch.ones(1, dtype=torch.float64)  # broadcastable to (4,), as documented

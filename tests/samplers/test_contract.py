@@ -23,15 +23,8 @@ FACTORIES: dict[str, Factory] = {
     "unigram-1": lambda seed: UnigramSampler(power=1.0, seed=seed),
 }
 
-# UniformSampler keeps its vocabulary size in a plain attribute, not in a buffer nor in its
-# extra state, so a fresh UniformSampler loaded from a checkpoint still has num_items == 0.
-UNIFORM_CHECKPOINT_BUG = pytest.mark.xfail(
-    raises=(AssertionError, RuntimeError),
-    strict=True,
-    reason="BUG: UniformSampler does not save num_items; a loaded fresh sampler is not set up",
-)
 CHECKPOINT_PARAMS = [
-    pytest.param(name, marks=UNIFORM_CHECKPOINT_BUG if name == "uniform" else ())
+    pytest.param(name)
     for name in FACTORIES
 ]
 
@@ -235,11 +228,6 @@ def test_setup_accepts_integer_counts_and_lists(name: str):
     assert torch.equal(a.sample(positives, 3).ids, b.sample(positives, 3).ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the generator state restored by set_extra_state overrides set_rank, so after "
-    "resuming from one checkpoint every rank draws the same negatives",
-)
 @pytest.mark.parametrize("name", ["unigram-0.75"])
 def test_ranks_still_differ_after_loading_one_checkpoint(name: str):
     positives = positives_of((64,))
