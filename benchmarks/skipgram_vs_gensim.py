@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--update-size", type=int, default=512, help="nslightning only")
+    parser.add_argument(
+        "--dense", action="store_true", help="nslightning with dense gradients and torch SGD"
+    )
     parser.add_argument("--systems", default="gensim,nslightning")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--system", help=argparse.SUPPRESS)
@@ -82,6 +85,7 @@ def run_nslightning(args: argparse.Namespace) -> dict[str, Any]:
     task = SkipGramTask(
         data.vocab_size, dim=args.dim, num_negatives=args.negative,
         sampler=UnigramSampler(0.75, seed=args.seed), update_size=args.update_size,
+        **({"sparse": False, "optimizer": torch.optim.SGD} if args.dense else {}),
     )
     trainer = pl.Trainer(
         max_epochs=args.epochs, logger=False, enable_checkpointing=False,
@@ -124,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
     keyed = result.pop("keyed")
     scores = evaluate_keyed_vectors(keyed)
     record = {
-        "system": args.system,
+        "system": args.system + ("-dense" if args.dense and args.system != "gensim" else ""),
         "words_per_s": round(corpus_words * args.epochs / result["wall_s"]),
         "wall_s": round(result["wall_s"], 2),
         "ws353": round(scores["ws353"], 4),
