@@ -62,8 +62,8 @@ def test_sampler_swap(topic_corpus_file: Path, swap: list[str], expected: type, 
 @pytest.mark.parametrize(
     "swap",
     [
-        ["--model.optimizer", "torch.optim.SparseAdam"],
         ["--model.optimizer", "torch.optim.Adagrad"],
+        ["--model.optimizer", "torch.optim.SGD"],
         ["--model.optimizer", "torch.optim.Adam", "--model.sparse", "false"],
     ],
 )
@@ -75,12 +75,21 @@ def test_optimizer_swap_trains(
     assert (tmp_path / "outputs/skipgram/vectors.txt").exists()
 
 
-def test_dense_only_optimizer_with_sparse_gradients_is_a_clear_error(
-    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "swap",
+    [
+        ["--model.optimizer", "torch.optim.Adam"],
+        ["--model.optimizer", "torch.optim.SparseAdam"],
+        ["--model.optimizer", "torch.optim.SGD", "--model.optimizer.momentum", "0.9"],
+        ["--model.optimizer", "torch.optim.Adagrad", "--model.optimizer.weight_decay", "0.1"],
+    ],
+)
+def test_optimizer_unfit_for_sparse_embeddings_is_a_clear_error(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="Adam cannot take sparse gradients"):
-        main(["fit", *tiny_args(topic_corpus_file), "--model.optimizer", "torch.optim.Adam"])
+    with pytest.raises(ValueError, match=r"cannot train sparse embeddings.*--model\.sparse false"):
+        main(["fit", *tiny_args(topic_corpus_file), *swap])
 
 
 def test_bad_power_from_the_command_line_is_a_clear_error(topic_corpus_file: Path) -> None:

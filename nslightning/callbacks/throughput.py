@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 
 class Throughput(pl.Callback):
@@ -55,6 +56,8 @@ class Throughput(pl.Callback):
             self._log(pl_module)
 
     def _log(self, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)  # count finished work, not queued work
         if self._start is not None and self._tokens:
             elapsed = time.perf_counter() - self._start
             pl_module.log("train/words_per_s", self._tokens / elapsed, prog_bar=True)

@@ -77,7 +77,7 @@ class WordVectorEvaluation(pl.Callback):
 
     Logs ``val/ws353``, ``val/simlex`` (Spearman) and ``val/analogy`` (accuracy), and a table of
     nearest neighbours of probe words (a W&B table when the logger is W&B; the console at the end
-    of training).
+    of training). A run that stops inside an epoch is evaluated once more at its end.
 
     Args:
         every_n_epochs: evaluate every this many epochs (and always after the last one).
@@ -103,6 +103,7 @@ class WordVectorEvaluation(pl.Callback):
         self.probes = list(probes)
         self.topn = topn
         self.last_results: dict[str, float] = {}
+        self._evaluated_at = -1
         self.last_neighbours: list[tuple[str, str]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -110,10 +111,22 @@ class WordVectorEvaluation(pl.Callback):
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
-        keyed = self._keyed_vectors(trainer, pl_module)
-        self.last_results = evaluate_keyed_vectors(keyed, self.analogy, self.restrict_vocab)
+        self._evaluate(trainer, pl_module)
         for name, value in self.last_results.items():
             pl_module.log(f"val/{name}", value, prog_bar=name in ("ws353", "simlex"))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Stopped inside an epoch (max_steps, max_time): evaluate the final vectors too.
+        if self._evaluated_at != trainer.global_step:
+            self._evaluate(trainer, pl_module)
+            if trainer.logger is not None:
+                metrics = {f"val/{name}": value for name, value in self.last_results.items()}
+                trainer.logger.log_metrics(metrics, step=trainer.global_step)
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        keyed = self._keyed_vectors(trainer, pl_module)
+        self._evaluated_at = trainer.global_step
+        self.last_results = evaluate_keyed_vectors(keyed, self.analogy, self.restrict_vocab)
         self.last_neighbours = nearest_neighbours(keyed, self.probes, self.topn)
         log_table = getattr(trainer.logger, "log_table", None)
         if callable(log_table) and self.last_neighbours:

@@ -150,13 +150,17 @@ def _draw_negatives(
 ) -> np.ndarray:
     if sampler is None:
         return rng.integers(1, vocabulary_size, size=words.size)
+    saved = sampler.get_extra_state()
     sampler.manual_seed(int(rng.integers(2**62)))  # the draws follow `seed` like the rest
-    draws = sampler.sample(torch.from_numpy(words), 1).ids.squeeze(1).numpy()
-    for _ in range(_MAX_REDRAWS):
-        zero = draws == 0
-        if not zero.any():
-            return draws
-        draws[zero] = sampler.sample(torch.from_numpy(words[zero]), 1).ids.squeeze(1).numpy()
+    try:
+        draws = sampler.sample(torch.from_numpy(words), 1).ids.squeeze(1).numpy()
+        for _ in range(_MAX_REDRAWS):
+            zero = draws == 0
+            if not zero.any():
+                return draws
+            draws[zero] = sampler.sample(torch.from_numpy(words[zero]), 1).ids.squeeze(1).numpy()
+    finally:
+        sampler.set_extra_state(saved)  # the caller's sampler continues as if untouched
     raise ValueError("the sampler keeps drawing id 0 (a non-word); give id 0 a count of 0.")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
@@ -15,6 +16,13 @@ from nslightning.data.encoding import EncodedCorpus, encode_corpus
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
+
+_WINDOW_STREAM = 0x57494E  # tells this stream apart from others derived from the same seed
+
+
+def window_stream_seed(seed: int, rank: int) -> int:
+    """A seed for the window draws of ``rank``, unrelated to the samplers' ``seed + rank``."""
+    return int(np.random.SeedSequence([seed, rank, _WINDOW_STREAM]).generate_state(1)[0])
 
 
 class TokenChunks(Dataset[dict[str, Tensor]]):
@@ -53,7 +61,8 @@ class SkipGramDataModule(pl.LightningDataModule):
         batch_size: corpus tokens per training step.
         shuffle: visit the chunks in a new random order each epoch.
         num_workers: DataLoader workers (chunks are views, so 0 is usually fastest).
-        seed: seed of the subsampling and window draws (rank ``r`` uses ``seed + r``).
+        seed: seed of the subsampling and window draws. Each rank gets its own stream, derived
+            from ``(seed, rank)`` and independent of the samplers' ``seed + rank`` streams.
     """
 
     def __init__(
@@ -94,6 +103,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         self._encoded: EncodedCorpus | None = None
         self._keep_prob: Tensor | None = None
         self._generator: torch.Generator | None = None
+        self._pending_state: Tensor | None = None
 
     # --------------------------------------------------------------- corpus and vocabulary
     @property
@@ -127,6 +137,16 @@ class SkipGramDataModule(pl.LightningDataModule):
         """In-vocabulary corpus tokens per epoch."""
         return len(self.encoded)
 
+    # --------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The window generator's state, so that a resumed run continues its stream."""
+        state = self._generator.get_state() if self._generator is not None else None
+        return {"generator": state if state is not None else self._pending_state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._generator = None
+        self._pending_state = state_dict.get("generator")
+
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
         self.encoded  # noqa: B018 - read the corpus once per process
@@ -150,7 +170,10 @@ class SkipGramDataModule(pl.LightningDataModule):
         if self._generator is None or self._generator.device != device:
             rank = self.trainer.global_rank if self.trainer is not None else 0
             self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed + rank)
+            self._generator.manual_seed(window_stream_seed(self.seed, rank))
+            if self._pending_state is not None:
+                self._generator.set_state(self._pending_state)
+                self._pending_state = None
         keep = None
         if self._keep_prob is not None:
             if self._keep_prob.device != device:

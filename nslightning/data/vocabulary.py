@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -96,6 +97,13 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         return f"Vocabulary(size={len(self)}, total_count={self.total_count})"
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the tokens in id order: equal fingerprints mean equal ids."""
+        digest = hashlib.sha256()
+        for token in self.tokens:
+            digest.update(token.encode("utf-8") + b"\n")
+        return digest.hexdigest()
 
     @property
     def total_count(self) -> int:

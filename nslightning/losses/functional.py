@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -42,6 +43,16 @@ def sgns_loss(
             f"sgns_loss: neg_scores must be pos_scores' shape plus K, got {tuple(pos_scores.shape)}"
             f" and {tuple(neg_scores.shape)}."
         )
+    for name, value, target in (
+        ("neg_mask", neg_mask, neg_scores.shape),
+        ("weight", weight, pos_scores.shape),
+    ):
+        if value is not None and _broadcast_shape(value.shape, target) != target:
+            raise ValueError(
+                f"sgns_loss: {name} of shape {tuple(value.shape)} does not broadcast to "
+                f"{tuple(target)}; give it the shape of the scores it masks (or a broadcastable "
+                "one such as (B, 1, K) against (B, C, K))."
+            )
     neg_terms = F.logsigmoid(-neg_scores)
     if neg_mask is not None:
         neg_terms = neg_terms * neg_mask
@@ -59,3 +70,11 @@ def sgns_loss(
             total = weight.expand_as(per_pair).sum()
         return per_pair.sum() / total.clamp_min(1e-12)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
+
+
+def _broadcast_shape(shape: torch.Size, target: torch.Size) -> torch.Size | None:
+    """The broadcast of ``shape`` with ``target``, or ``None`` if they do not broadcast."""
+    try:
+        return torch.broadcast_shapes(shape, target)
+    except RuntimeError:
+        return None

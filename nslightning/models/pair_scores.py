@@ -38,6 +38,7 @@ class _PairScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_scores: Tensor) -> tuple[Tensor | None, ...]:
         anchors, targets, anchor_vectors, target_vectors = ctx.saved_tensors
+        grad_scores = grad_scores.to(anchor_vectors.dtype)  # backward outside autocast
         dim = anchor_vectors.shape[-1]
         grad_input = grad_output = None
         if ctx.needs_input_grad[0]:

@@ -115,6 +115,13 @@ class NegativeSampler(nn.Module, ABC):
             )
         if positives.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"positives must hold integer ids, got dtype {positives.dtype}.")
+        table = next(iter(self.buffers()), None)
+        if table is not None and table.device != positives.device:
+            raise RuntimeError(
+                f"{type(self).__name__}'s tables are on {table.device} but the positives are on "
+                f"{positives.device}; move the sampler with .to(device) (a task's submodules move "
+                "with it)."
+            )
         if positives.device.type == "cpu" and positives.numel() > 0:
             low, high = int(positives.min()), int(positives.max())
             if low < 0 or high >= self.num_items:
@@ -171,10 +178,12 @@ class NegativeSampler(nn.Module, ABC):
         generator.manual_seed(int.from_bytes(digest.digest()[:7], "little"))
 
     def get_extra_state(self) -> dict[str, Any]:
-        state = None if self._generator is None else self._generator.get_state()
-        return {
-            "seed": self.seed, "rank": self.rank, "num_items": self.num_items, "generator": state
-        }
+        rank, state = self.rank, None
+        if self._generator is not None:
+            state = self._generator.get_state()
+        elif self._pending_state is not None:  # restored but not drawn from yet
+            rank, state = self._pending_state
+        return {"seed": self.seed, "rank": rank, "num_items": self.num_items, "generator": state}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restores a checkpoint; the current rank is kept (see :meth:`_resume`)."""

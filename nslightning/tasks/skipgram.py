@@ -18,7 +18,9 @@ from nslightning.samplers.base import NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
-SPARSE_TORCH_OPTIMIZERS = (torch.optim.SGD, torch.optim.SparseAdam, torch.optim.Adagrad)
+# torch optimizers whose sparse update leaves rows with a zero gradient untouched (SparseAdam's
+# momentum would move the masked slots of every update).
+SPARSE_TORCH_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adagrad)
 
 
 class SkipGramTask(pl.LightningModule):
@@ -35,7 +37,9 @@ class SkipGramTask(pl.LightningModule):
     one update over-steps frequent words and diverges. So each batch (one Lightning step, one
     DataLoader chunk) is applied in updates of ``update_size`` centers (manual optimization).
     The objective is summed over an update's pairs, so ``lr`` means word2vec's ``alpha``; it
-    decays linearly to ``min_lr`` over the run, as in word2vec and gensim.
+    decays linearly to ``min_lr`` over the run, as in word2vec and gensim. Lightning counts one
+    ``global_step`` per update, so ``--trainer.max_steps`` counts updates of ``update_size``
+    centers; the decay ends at ``max_epochs`` or ``max_steps``, whichever comes first.
 
     Args:
         vocab_size: number of words ``V`` (linked from the DataModule by the CLI).
@@ -43,7 +47,9 @@ class SkipGramTask(pl.LightningModule):
         num_negatives: negatives per pair ``K``.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` when ``None``.
         optimizer: a factory ``params -> Optimizer``; its learning rate is set by this task.
-            The default :class:`~nslightning.optim.SparseSGD` is word2vec's update.
+            The default :class:`~nslightning.optim.SparseSGD` is word2vec's update; with
+            ``sparse=True`` SGD (no momentum, no weight decay) and Adagrad (no weight decay)
+            also work, other optimizers need ``sparse=False``.
         lr: initial learning rate (word2vec's ``alpha``).
         min_lr: learning rate at the end of the run (set it to ``lr`` for a constant rate).
         update_size: center words per optimizer update.
@@ -85,6 +91,12 @@ class SkipGramTask(pl.LightningModule):
         return self.embeddings.vocab_size
 
     def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            raise RuntimeError(
+                "SkipGramTask runs in one process for now: each rank would make a different "
+                "number of updates per batch and the gradient all-reduce would hang. Use "
+                "--trainer.devices 1 (multi-device training is tracked as its own issue)."
+            )
         self.sampler.set_rank(self.global_rank)
         counts = getattr(getattr(self.trainer, "datamodule", None), "counts", None)
         if counts is None:
@@ -150,7 +162,28 @@ class SkipGramTask(pl.LightningModule):
             columns = slice(window - width, window + width)
             yield centers[rows], contexts[rows, columns], mask[rows, columns]
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        vocabulary = getattr(getattr(self.trainer, "datamodule", None), "vocabulary", None)
+        if vocabulary is not None:
+            checkpoint["vocabulary_fingerprint"] = vocabulary.fingerprint()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("vocabulary_fingerprint")
+        trainer = self._trainer
+        vocabulary = getattr(getattr(trainer, "datamodule", None), "vocabulary", None)
+        if saved is not None and vocabulary is not None and vocabulary.fingerprint() != saved:
+            raise ValueError(
+                "the checkpoint was trained with another vocabulary (same size, other words or "
+                "order): its ids would mean other words. Train with the vocabulary saved beside "
+                "the checkpoint (--data.vocabulary PATH)."
+            )
+
     def training_step(self, batch: SkipGramBatch, batch_idx: int) -> None:
+        if not isinstance(batch, SkipGramBatch):
+            raise TypeError(
+                f"SkipGramTask expects SkipGramBatch batches, got {type(batch).__name__}; train "
+                "it with SkipGramDataModule (or build batches with skipgram_windows)."
+            )
         optimizer = self.optimizers()
         assert not isinstance(optimizer, list)
         num_rows = batch.centers.shape[0]
@@ -170,7 +203,7 @@ class SkipGramTask(pl.LightningModule):
             total_pairs += num_pairs
         self.log("train/loss", total_loss / total_pairs.clamp_min(1.0), prog_bar=True)
         self.log("train/lr", lr)
-        self.log("train/pairs", total_pairs, reduce_fx="sum")
+        self.log("train/pairs", total_pairs)
 
     def learning_rate(self, batch_position: float) -> float:
         """Linear decay from ``lr`` to ``min_lr`` over the run.
@@ -179,23 +212,28 @@ class SkipGramTask(pl.LightningModule):
             batch_position: position in the current epoch, in batches (may be fractional).
         """
         trainer = self.trainer
-        total = max(float(trainer.estimated_stepping_batches), 1.0)
-        done = trainer.current_epoch * trainer.num_training_batches + batch_position
-        progress = done / total
-        if trainer.max_steps and trainer.max_steps > 0:
+        progress = 0.0
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            total = max(float(trainer.max_epochs * trainer.num_training_batches), 1.0)
+            done = trainer.current_epoch * trainer.num_training_batches + batch_position
+            progress = done / total
+        if trainer.max_steps is not None and trainer.max_steps > 0:
             progress = max(progress, self.global_step / trainer.max_steps)
         return self.lr - (self.lr - self.min_lr) * min(progress, 1.0)
 
     def configure_optimizers(self) -> Optimizer:
         optimizer = self.optimizer_factory(self.parameters())
-        from_torch = type(optimizer).__module__.startswith("torch.optim")
-        if self.embeddings.sparse and from_torch and not isinstance(
-            optimizer, SPARSE_TORCH_OPTIMIZERS
-        ):
-            raise ValueError(
-                f"{type(optimizer).__name__} cannot take sparse gradients: set "
-                "--model.sparse false, or use SparseSGD, SGD, SparseAdam or Adagrad."
+        if self.embeddings.sparse and type(optimizer).__module__.startswith("torch.optim"):
+            defaults = optimizer.defaults
+            unsupported = not isinstance(optimizer, SPARSE_TORCH_OPTIMIZERS) or any(
+                defaults.get(option) for option in ("momentum", "weight_decay")
             )
+            if unsupported:
+                raise ValueError(
+                    f"{type(optimizer).__name__} with these options cannot train sparse "
+                    "embeddings correctly: set --model.sparse false, or use SparseSGD, SGD "
+                    "(no momentum or weight decay) or Adagrad (no weight decay)."
+                )
         return optimizer
 
     def word_vectors(self) -> Tensor:

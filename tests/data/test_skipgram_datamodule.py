@@ -9,7 +9,9 @@ from nslightning.data import SkipGramBatch, SkipGramDataModule, Vocabulary
 
 
 def test_chunks_become_windows(topic_corpus_file: Path) -> None:
-    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=500, window=3)
+    data = SkipGramDataModule(
+        str(topic_corpus_file), min_count=1, batch_size=500, window=3, shuffle=False
+    )
     data.setup("fit")
     assert data.vocab_size == 32
     assert data.counts.sum() == data.num_tokens

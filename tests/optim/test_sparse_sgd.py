@@ -29,7 +29,7 @@ def step_both(grad: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor
     mine, theirs = param(), param()
     mine.grad = grad.clone()
     theirs.grad = grad.clone()
-    SparseSGD([mine], lr=lr).step()
+    SparseSGD([mine], lr=lr, max_repeats=None).step()
     torch.optim.SGD([theirs], lr=lr).step()
     return mine.detach(), theirs.detach()
 
@@ -109,7 +109,7 @@ def test_several_skipgram_steps_match_sgd():
     with torch.no_grad():
         for model in (mine, theirs):
             model.output.weight.copy_(torch.linspace(-1, 1, 45, dtype=torch.float64).view(9, 5))
-    opt_mine = SparseSGD(mine.parameters(), lr=0.05)
+    opt_mine = SparseSGD(mine.parameters(), lr=0.05, max_repeats=None)
     opt_theirs = torch.optim.SGD(theirs.parameters(), lr=0.05)
     g = torch.Generator().manual_seed(1)
     for _ in range(4):
@@ -131,3 +131,23 @@ def test_non_positive_lr_raises(lr: float):
 
 def test_default_lr_is_word2vec_alpha():
     assert SparseSGD([param()]).param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_max_repeats_caps_rows_that_repeat_more_often() -> None:
+    weight = torch.zeros(3, 2, requires_grad=True)
+    rows = torch.tensor([0] * 64 + [1] * 4)  # row 0 repeats 64 times, row 1 four times
+    values = torch.ones(68, 2)
+    weight.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, (3, 2))
+    SparseSGD([weight], lr=0.5, max_repeats=32).step()
+    # row 0: 64 contributions scaled by 32/64 -> the sum of 32; row 1 under the cap: plain sum
+    assert torch.allclose(weight.detach(), torch.tensor([[-16.0, -16.0], [-2.0, -2.0], [0, 0]]))
+    plain = torch.zeros(3, 2, requires_grad=True)
+    plain.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, (3, 2))
+    SparseSGD([plain], lr=0.5, max_repeats=None).step()
+    assert torch.allclose(plain.detach()[0], torch.tensor([-32.0, -32.0]))
+
+
+@pytest.mark.parametrize("max_repeats", [0.5, 0, -1])
+def test_max_repeats_below_one_is_rejected(max_repeats: float) -> None:
+    with pytest.raises(ValueError, match="max_repeats"):
+        SparseSGD([torch.zeros(2, requires_grad=True)], max_repeats=max_repeats)

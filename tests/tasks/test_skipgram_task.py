@@ -101,7 +101,7 @@ def test_one_update_is_word2vec_sgd() -> None:
                           weight=mask.float(), reduction="sum")
     reference.backward()
 
-    optimizer = SparseSGD(task.parameters(), lr=0.1)
+    optimizer = SparseSGD(task.parameters(), lr=0.1, max_repeats=None)
     loss, pairs = task.update_loss(centers, contexts, mask)
     loss.backward()
     optimizer.step()
