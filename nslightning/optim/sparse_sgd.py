@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,7 +28,8 @@ class SparseSGD(Optimizer):
     Args:
         params: parameters or parameter groups.
         lr: learning rate (word2vec's ``alpha``; 0.025 for skip-gram).
-        max_repeats: the cap above, or ``None`` for the plain sum.
+        max_repeats: the cap above; ``None`` or ``inf`` (``--model.optimizer.max_repeats inf``
+            on the command line) for the plain sum.
     """
 
     def __init__(
@@ -38,7 +40,7 @@ class SparseSGD(Optimizer):
         if max_repeats is not None and not max_repeats >= 1:
             raise ValueError(f"max_repeats must be >= 1 or None, got {max_repeats}.")
         super().__init__(params, {"lr": lr})
-        self.max_repeats = max_repeats
+        self.max_repeats = None if max_repeats == math.inf else max_repeats
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

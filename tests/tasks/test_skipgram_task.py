@@ -137,3 +137,17 @@ def test_checkpoint_round_trip(topic_corpus_file: Path, tmp_path: Path) -> None:
     assert torch.equal(loaded.word_vectors(), task.word_vectors())
     assert torch.equal(loaded.sampler.accept, task.sampler.accept)
     assert loaded.sampler.num_items == data.vocab_size
+
+
+@pytest.mark.parametrize(("max_repeats", "stable"), [(32.0, True), (None, False)])
+def test_no_subsampling_stays_stable_with_the_repeat_cap(max_repeats, stable: bool) -> None:
+    """Without subsampling, frequent words repeat hundreds of times per update: summed plainly,
+    their vectors blow up within one epoch (|v| > 100 on this corpus); capped, they stay small."""
+    pl.seed_everything(0, verbose=False)
+    data = SkipGramDataModule("enwiki-sample", sample=None)
+    task = SkipGramTask(data.vocab_size, optimizer=lambda p: SparseSGD(p, max_repeats=max_repeats))
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, data)
+    largest = float(task.word_vectors().abs().max())
+    assert (largest < 10.0) is stable, largest
