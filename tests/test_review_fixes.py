@@ -74,9 +74,9 @@ def test_window_stream_is_not_the_sampler_stream(topic_corpus_file: Path) -> Non
     data.setup("fit")
     chunk = next(iter(data.train_dataloader()))
     data.on_after_batch_transfer(chunk, 0)
-    assert data._generator is not None
-    sampler_stream = torch.Generator().manual_seed(0)
-    assert not torch.equal(torch.rand(8, generator=data._generator),
+    window_stream = data._stream.generator(torch.device("cpu"))
+    sampler_stream = UnigramSampler(seed=0).stream.generator(torch.device("cpu"))
+    assert not torch.equal(torch.rand(8, generator=window_stream),
                            torch.rand(8, generator=sampler_stream))
 
 
@@ -138,3 +138,20 @@ def test_run_stopped_by_max_steps_is_evaluated_at_its_end(
     with open(metrics, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert any(row.get("val/ws353") for row in rows)
+
+
+def test_window_streams_of_different_ranks_differ_after_one_checkpoint(
+    topic_corpus_file: Path,
+) -> None:
+    original = SkipGramDataModule(str(topic_corpus_file), min_count=1, shuffle=False)
+    original.setup("fit")
+    chunk = next(iter(original.train_dataloader()))
+    original.on_after_batch_transfer(chunk, 0)
+    state = original.state_dict()
+    streams = []
+    for rank in (0, 1):
+        resumed = SkipGramDataModule(str(topic_corpus_file), min_count=1, shuffle=False)
+        resumed.load_state_dict(state)
+        resumed._stream.set_rank(rank)
+        streams.append(torch.rand(16, generator=resumed._stream.generator(torch.device("cpu"))))
+    assert not torch.equal(streams[0], streams[1])

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -16,6 +15,7 @@ from nslightning.data.encoding import EncodedCorpus, encode_corpus
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
+from nslightning.random_stream import RandomStream
 
 _WINDOW_STREAM = 0x57494E  # tells this stream apart from others derived from the same seed
 
@@ -102,8 +102,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         self.seed = seed
         self._encoded: EncodedCorpus | None = None
         self._keep_prob: Tensor | None = None
-        self._generator: torch.Generator | None = None
-        self._pending_state: Tensor | None = None
+        self._stream = RandomStream(seed, derive=window_stream_seed)
 
     # --------------------------------------------------------------- corpus and vocabulary
     @property
@@ -139,13 +138,11 @@ class SkipGramDataModule(pl.LightningDataModule):
 
     # --------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """The window generator's state, so that a resumed run continues its stream."""
-        state = self._generator.get_state() if self._generator is not None else None
-        return {"generator": state if state is not None else self._pending_state}
+        """The window stream's state, so that a resumed run continues it."""
+        return self._stream.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._generator = None
-        self._pending_state = state_dict.get("generator")
+        self._stream.load_state_dict(state_dict)
 
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
@@ -167,18 +164,13 @@ class SkipGramDataModule(pl.LightningDataModule):
             return batch
         tokens: Tensor = batch["tokens"]
         device = tokens.device
-        if self._generator is None or self._generator.device != device:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(window_stream_seed(self.seed, rank))
-            if self._pending_state is not None:
-                self._generator.set_state(self._pending_state)
-                self._pending_state = None
+        self._stream.set_rank(self.trainer.global_rank if self.trainer is not None else 0)
+        generator = self._stream.generator(device)
         keep = None
         if self._keep_prob is not None:
             if self._keep_prob.device != device:
                 self._keep_prob = self._keep_prob.to(device)
             keep = self._keep_prob
         return skipgram_windows(
-            tokens, batch["sentence_ids"], self.window, self._generator, keep_prob=keep
+            tokens, batch["sentence_ids"], self.window, generator, keep_prob=keep
         )

@@ -28,8 +28,8 @@ class SparseSGD(Optimizer):
     Args:
         params: parameters or parameter groups.
         lr: learning rate (word2vec's ``alpha``; 0.025 for skip-gram).
-        max_repeats: the cap above; ``None`` or ``inf`` (``--model.optimizer.max_repeats inf``
-            on the command line) for the plain sum.
+        max_repeats: the cap above; ``None`` or infinity (``--model.optimizer.max_repeats .inf``
+            on the command line, YAML's spelling) for the plain sum.
     """
 
     def __init__(

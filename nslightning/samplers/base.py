@@ -7,7 +7,6 @@ ranks draw different negatives and a run is reproducible under a seed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from nslightning.random_stream import RandomStream
 
 Scorer = Callable[[Tensor, Tensor], Tensor]
 """``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task."""
@@ -46,11 +47,8 @@ class NegativeSampler(nn.Module, ABC):
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
-        self.seed = int(seed)
-        self.rank = 0
+        self.stream = RandomStream(seed)
         self.num_items = 0
-        self._generator: torch.Generator | None = None
-        self._pending_state: tuple[int, Tensor] | None = None  # (saving rank, generator state)
 
     # ------------------------------------------------------------------ public interface
     def setup(self, counts: Tensor) -> None:
@@ -74,17 +72,21 @@ class NegativeSampler(nn.Module, ABC):
         self.num_items = int(counts.numel())
         self._setup(counts)
 
+    @property
+    def seed(self) -> int:
+        return self.stream.seed
+
+    @property
+    def rank(self) -> int:
+        return self.stream.rank
+
     def manual_seed(self, seed: int) -> None:
         """Re-seeds the generator with ``seed + rank``; the next draw starts afresh."""
-        self.seed = int(seed)
-        self._generator = None
-        self._pending_state = None
+        self.stream.manual_seed(seed)
 
     def set_rank(self, rank: int) -> None:
         """Sets the distributed rank: the generator is re-seeded with ``seed + rank``."""
-        if rank != self.rank:
-            self.rank = int(rank)
-            self._generator = None
+        self.stream.set_rank(rank)
 
     def sample(
         self,
@@ -129,7 +131,7 @@ class NegativeSampler(nn.Module, ABC):
                     f"positive id out of range [0, {self.num_items}): saw {low}..{high}; "
                     "the ids must come from the vocabulary the sampler was set up with."
                 )
-        generator = self._generator_for(positives.device)
+        generator = self.stream.generator(positives.device)
         ids, log_q = self._draw(positives, num_negatives, generator, anchors, scorer)
         mask = ids != positives.unsqueeze(-1)
         return Negatives(ids=ids, log_q=log_q, mask=mask)
@@ -150,48 +152,14 @@ class NegativeSampler(nn.Module, ABC):
     ) -> tuple[Tensor, Tensor | None]:
         """Returns ``ids (*, K)`` long and ``log_q (*, K)`` or ``None``, on positives' device."""
 
-    # ------------------------------------------------------------------ generator and state
-    def _generator_for(self, device: torch.device) -> torch.Generator:
-        if self._generator is None or self._generator.device != device:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(self.seed + self.rank)
-            if self._pending_state is not None:
-                self._resume(generator, *self._pending_state)
-                self._pending_state = None
-            self._generator = generator
-        return self._generator
-
-    def _resume(self, generator: torch.Generator, saving_rank: int, state: Tensor) -> None:
-        """Continues a checkpoint's stream on the rank that saved it.
-
-        Checkpoints are written by rank 0, so another rank must not adopt that stream: it
-        re-seeds from ``(seed, its rank, the saved state)``: different on every rank and every
-        resume, and reproducible.
-        """
-        if saving_rank == self.rank:
-            try:
-                generator.set_state(state)
-                return
-            except RuntimeError:
-                pass  # a state saved on another kind of device: re-seed below
-        digest = hashlib.sha256(state.numpy().tobytes() + f"{self.seed}:{self.rank}".encode())
-        generator.manual_seed(int.from_bytes(digest.digest()[:7], "little"))
-
+    # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:
-        rank, state = self.rank, None
-        if self._generator is not None:
-            state = self._generator.get_state()
-        elif self._pending_state is not None:  # restored but not drawn from yet
-            rank, state = self._pending_state
-        return {"seed": self.seed, "rank": rank, "num_items": self.num_items, "generator": state}
+        return {**self.stream.state_dict(), "num_items": self.num_items}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restores a checkpoint; the current rank is kept (see :meth:`_resume`)."""
-        self.seed = int(state["seed"])
+        """Restores a checkpoint; the current rank is kept (see :class:`RandomStream`)."""
+        self.stream.load_state_dict(state)
         self.num_items = int(state.get("num_items", self.num_items))
-        self._generator = None
-        saved: Tensor | None = state["generator"]
-        self._pending_state = None if saved is None else (int(state["rank"]), saved.cpu())
 
     def _load_from_state_dict(  # type: ignore[no-untyped-def]
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
