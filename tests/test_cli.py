@@ -120,3 +120,27 @@ def test_python_dash_m_and_console_script_help() -> None:
     for command in ([sys.executable, "-m", "nslightning", "--help"], ["nslightning", "--help"]):
         result = subprocess.run(command, capture_output=True, text=True, check=True)
         assert "fit" in result.stdout
+
+
+SAMPLER_CONFIGS = sorted((CONFIGS / "samplers").glob("*.yaml"))
+TINY_OVERRIDES = {  # the 32-word test vocabulary is smaller than these configs assume
+    "hard_negative_index.yaml": ["--model.sampler.pool_size", "8"],
+    "memory_bank.yaml": ["--model.sampler.size", "128"],
+}
+
+
+@pytest.mark.parametrize("config", SAMPLER_CONFIGS, ids=[c.stem for c in SAMPLER_CONFIGS])
+def test_every_sampler_config_trains_from_the_command_line(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [*tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
+            "--model.sampler", str(config), *TINY_OVERRIDES.get(config.name, []),
+            "--model.diagnostics_every", "2"]
+    main(["fit", *args])
+    cli = build_cli(args, run=False)
+    assert type(cli.model.sampler).__module__.startswith("nslightning.samplers")
+    metrics_file = next((tmp_path / "outputs/skipgram/logs").glob("version_*/metrics.csv"))
+    with open(metrics_file, encoding="utf-8") as handle:
+        columns = set(next(csv.reader(handle)))
+    assert {"sampler/hit_rate", "sampler/unique_fraction", "sampler/score_gap"} <= columns

@@ -10,6 +10,7 @@ Keras leaves wrong is fixed: ``seed`` makes the subsampling and the negatives re
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -150,17 +151,16 @@ def _draw_negatives(
 ) -> np.ndarray:
     if sampler is None:
         return rng.integers(1, vocabulary_size, size=words.size)
-    saved = sampler.get_extra_state()
-    sampler.manual_seed(int(rng.integers(2**62)))  # the draws follow `seed` like the rest
-    try:
-        draws = sampler.sample(torch.from_numpy(words), 1).ids.squeeze(1).numpy()
-        for _ in range(_MAX_REDRAWS):
-            zero = draws == 0
-            if not zero.any():
-                return draws
-            draws[zero] = sampler.sample(torch.from_numpy(words[zero]), 1).ids.squeeze(1).numpy()
-    finally:
-        sampler.set_extra_state(saved)  # the caller's sampler continues as if untouched
+    # Draw from a copy: the caller's sampler (its streams, a memory bank's queue) is untouched,
+    # and the draws follow `seed` like the rest.
+    worker = copy.deepcopy(sampler)
+    worker.manual_seed(int(rng.integers(2**62)))
+    draws = worker.sample(torch.from_numpy(words), 1).ids.squeeze(1).numpy()
+    for _ in range(_MAX_REDRAWS):
+        zero = draws == 0
+        if not zero.any():
+            return draws
+        draws[zero] = worker.sample(torch.from_numpy(words[zero]), 1).ids.squeeze(1).numpy()
     raise ValueError("the sampler keeps drawing id 0 (a non-word); give id 0 a count of 0.")
 
 

@@ -55,6 +55,23 @@ class SkipGramEmbeddings(nn.Module):
             self.input.weight, self.output.weight, anchors, targets, sparse=self.sparse
         )
 
+    def score(self, anchors: Tensor, candidates: Tensor) -> Tensor:
+        """The current model's score of each candidate as a context of its anchor, no gradient.
+
+        This is the ``scorer`` handed to samplers that mine hard negatives.
+
+        Args:
+            anchors: ``(B,)`` ids looked up in the input table.
+            candidates: ``(B, M)`` ids looked up in the output table.
+
+        Returns:
+            ``(B, M)`` dot products.
+        """
+        with torch.no_grad():
+            anchor_vectors = self.input.weight.index_select(0, anchors.reshape(-1))
+            candidate_vectors = self.output.weight[candidates]
+            return torch.bmm(candidate_vectors, anchor_vectors.unsqueeze(-1)).squeeze(-1)
+
     def vectors(self) -> Tensor:
         """``(V, D)`` the word vectors (input table), detached."""
         return self.input.weight.detach()

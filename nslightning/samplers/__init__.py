@@ -1,16 +1,32 @@
 """Negative samplers: one interface (``setup``, ``sample``), one file per strategy."""
 
 from nslightning.samplers.alias import build_alias_table, draw_from_alias
-from nslightning.samplers.base import Negatives, NegativeSampler, Scorer
+from nslightning.samplers.base import Draw, DrawRequest, Negatives, NegativeSampler, Scorer
+from nslightning.samplers.diagnostics import negative_statistics
+from nslightning.samplers.hard_negative import HardNegativeSampler
+from nslightning.samplers.in_batch import InBatchSampler
+from nslightning.samplers.log_uniform import LogUniformSampler
+from nslightning.samplers.memory_bank import MemoryBankSampler
+from nslightning.samplers.mixed import MixedSampler
+from nslightning.samplers.table import TableSampler
 from nslightning.samplers.uniform import UniformSampler
 from nslightning.samplers.unigram import UnigramSampler
 
 __all__ = [
+    "Draw",
+    "DrawRequest",
+    "HardNegativeSampler",
+    "InBatchSampler",
+    "LogUniformSampler",
+    "MemoryBankSampler",
+    "MixedSampler",
     "NegativeSampler",
     "Negatives",
     "Scorer",
+    "TableSampler",
     "UniformSampler",
     "UnigramSampler",
     "build_alias_table",
     "draw_from_alias",
+    "negative_statistics",
 ]

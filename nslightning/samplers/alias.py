@@ -52,8 +52,13 @@ def draw_from_alias(
     Returns:
         ``shape`` long ids.
     """
+    num = 1
+    for size in shape:
+        num *= size
     columns = torch.randint(
-        accept.numel(), shape, device=accept.device, generator=generator, dtype=torch.int64
+        accept.numel(), (num,), device=accept.device, generator=generator, dtype=torch.int64
     )
-    coins = torch.rand(shape, device=accept.device, generator=generator, dtype=accept.dtype)
-    return torch.where(coins < accept[columns], columns, alias[columns])
+    coins = torch.rand((num,), device=accept.device, generator=generator, dtype=accept.dtype)
+    keep = coins < accept.index_select(0, columns)
+    alternatives = alias.index_select(0, columns)
+    return torch.where(keep, columns, alternatives, out=alternatives).view(shape)

@@ -1,17 +1,19 @@
 """The negative-sampler interface shared by every task.
 
-A sampler is an ``nn.Module`` so that its tables (buffers) move with ``.to(device)`` and are saved
-in checkpoints. It owns its random generator, seeded with ``seed + rank`` so that distributed
-ranks draw different negatives and a run is reproducible under a seed.
+A sampler is an ``nn.Module`` so that its tables and state (buffers) move with ``.to(device)`` and
+are saved in checkpoints. It owns its random generator, seeded with ``seed + rank`` so that
+distributed ranks draw different negatives and a run is reproducible under a seed. Composite
+samplers (mixtures, hard-negative mining) hold other samplers as submodules and seed them from
+their own seed.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +21,7 @@ from torch import Tensor, nn
 from nslightning.random_stream import RandomStream
 
 Scorer = Callable[[Tensor, Tensor], Tensor]
-"""``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task."""
+"""``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task (no grad)."""
 
 
 @dataclass
@@ -28,14 +30,76 @@ class Negatives:
 
     Attributes:
         ids: ``(*, K)`` long, the drawn candidate ids.
-        log_q: ``(*, K)`` float, log probability of each draw under the sampler (for logQ
-            correction), or ``None`` when the sampler cannot provide it.
-        mask: ``(*, K)`` bool, ``False`` where a draw is an accidental hit (equals the positive).
+        log_q: ``(*, K)`` float, log probability of each draw under the sampler (for the logQ
+            correction of sampled softmax), or ``None`` when the sampler cannot give it (hard
+            negatives are chosen by score, not drawn from a known distribution).
+        mask: ``(*, K)`` bool, ``False`` where the draw must not count as a negative: an
+            accidental hit (it equals the positive or one of the excluded ids of its row), or an
+            empty slot of a batch-based sampler that had fewer candidates than ``K``.
     """
 
     ids: Tensor
     log_q: Tensor | None
     mask: Tensor
+
+
+class Draw(NamedTuple):
+    """What a strategy's :meth:`NegativeSampler._draw` returns.
+
+    Attributes:
+        ids: ``(*, K')`` long.
+        log_q: ``(*, K')`` float or ``None``.
+        valid: ``(*, K')`` bool, ``False`` for empty slots, or ``None`` when every slot is a draw.
+    """
+
+    ids: Tensor
+    log_q: Tensor | None
+    valid: Tensor | None = None
+
+
+@dataclass
+class DrawRequest:
+    """One call of :meth:`NegativeSampler.sample`, validated, as the strategies see it.
+
+    Attributes:
+        positives: ``(*)`` long ids.
+        num_negatives: ``K >= 1``.
+        generator: the sampler's generator on the positives' device.
+        anchors: ``(*)`` long ids, or ``None``.
+        scorer: the task's scorer, or ``None``.
+        exclude: ``(*, C)`` long ids that are known positives of each row (``-1`` pads), or
+            ``None``.
+    """
+
+    positives: Tensor
+    num_negatives: int
+    generator: torch.Generator
+    anchors: Tensor | None = None
+    scorer: Scorer | None = None
+    exclude: Tensor | None = None
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of a composite sampler's ``index``-th component: distinct, reproducible."""
+    digest = hashlib.sha256(f"nslightning-component:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:6], "little")
+
+
+def hit_mask(ids: Tensor, positives: Tensor, exclude: Tensor | None) -> Tensor:
+    """``True`` where a draw is an accidental hit.
+
+    Args:
+        ids: ``(*, K)`` drawn ids.
+        positives: ``(*)`` positive ids.
+        exclude: ``(*, C)`` further ids to treat as hits (``-1`` pads), or ``None``.
+
+    Returns:
+        ``(*, K)`` bool.
+    """
+    hits = ids == positives.unsqueeze(-1)
+    if exclude is not None and exclude.shape[-1] > 0:
+        hits |= (ids.unsqueeze(-1) == exclude.unsqueeze(-2)).any(-1)
+    return hits
 
 
 class NegativeSampler(nn.Module, ABC):
@@ -55,7 +119,8 @@ class NegativeSampler(nn.Module, ABC):
         """Builds the sampler's tables from item frequencies.
 
         Args:
-            counts: ``(V,)`` non-negative frequencies of the ``V`` items (token counts).
+            counts: ``(V,)`` non-negative frequencies of the ``V`` items (token counts), item
+                ``i`` at index ``i``.
         """
         counts = torch.as_tensor(counts)
         if counts.dim() != 1 or counts.numel() == 0:
@@ -81,12 +146,24 @@ class NegativeSampler(nn.Module, ABC):
         return self.stream.rank
 
     def manual_seed(self, seed: int) -> None:
-        """Re-seeds the generator with ``seed + rank``; the next draw starts afresh."""
+        """Re-seeds the generator with ``seed + rank`` (components from ``seed``): a fresh start."""
         self.stream.manual_seed(seed)
+        for index, component in enumerate(self.components()):
+            component.manual_seed(derived_seed(seed, index))
 
     def set_rank(self, rank: int) -> None:
-        """Sets the distributed rank: the generator is re-seeded with ``seed + rank``."""
+        """Sets the distributed rank: the generators are re-seeded with ``seed + rank``."""
         self.stream.set_rank(rank)
+        for component in self.components():
+            component.set_rank(rank)
+
+    def components(self) -> Iterator[NegativeSampler]:
+        """The samplers this one is built from (none for a basic strategy)."""
+        for child in self.children():
+            if isinstance(child, NegativeSampler):
+                yield child
+            elif isinstance(child, nn.ModuleList):
+                yield from (c for c in child if isinstance(c, NegativeSampler))
 
     def sample(
         self,
@@ -95,34 +172,91 @@ class NegativeSampler(nn.Module, ABC):
         *,
         anchors: Tensor | None = None,
         scorer: Scorer | None = None,
+        exclude: Tensor | None = None,
     ) -> Negatives:
         """Draws ``num_negatives`` negatives for every positive.
 
         Args:
             positives: ``(*)`` long ids of the positives (the items the negatives stand in for).
-            num_negatives: ``K >= 1``.
+            num_negatives: ``K >= 1``. Batch-based samplers (in-batch) return fewer columns when
+                the batch has fewer than ``K`` other positives.
             anchors: ``(*)`` long ids of the anchors, for samplers that condition on them.
             scorer: scores candidates for anchors, for samplers that mine hard negatives.
+            exclude: ``(*, C)`` long ids of each row's known positives (``-1`` pads): drawing
+                one is an accidental hit, masked (or redrawn by samplers that can).
 
         Returns:
             :class:`Negatives` with ``ids``, ``log_q`` and ``mask`` of shape ``(*, K)``.
         """
+        self._check_request(positives, num_negatives, anchors, exclude)
+        generator = self.stream.generator(positives.device)
+        request = DrawRequest(positives, num_negatives, generator, anchors, scorer, exclude)
+        return self.draw(request)
+
+    def draw(self, request: DrawRequest) -> Negatives:
+        """Draws for a validated request (composites call this on their components)."""
+        ids, log_q, valid = self._draw(request)
+        mask = ~hit_mask(ids, request.positives, request.exclude)
+        if valid is not None:
+            mask &= valid
+        return Negatives(ids=ids, log_q=log_q, mask=mask)
+
+    def log_prob(
+        self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None
+    ) -> Tensor | None:
+        """The log probability that one draw for each row yields ``ids``, or ``None``.
+
+        Args:
+            ids: ``(*, M)`` long candidate ids.
+            positives: ``(*)`` the rows' positives (batch-based samplers read the batch here).
+            exclude: ``(*, C)`` as in :meth:`sample`.
+
+        Returns:
+            ``(*, M)`` float (``-inf`` for ids that cannot be drawn), or ``None`` when the
+            sampler has no closed-form distribution (hard negatives).
+        """
+        return None
+
+    # ------------------------------------------------------------------ strategy hooks
+    @abstractmethod
+    def _setup(self, counts: Tensor) -> None:
+        """Builds tables from ``counts`` ``(V,)`` float64; store them as buffers."""
+
+    @abstractmethod
+    def _draw(self, request: DrawRequest) -> Draw:
+        """Draws ``(*, K')`` ids (``K' <= K``) with their ``log_q``, on the positives' device."""
+
+    # ------------------------------------------------------------------ validation
+    def _check_request(
+        self, positives: Tensor, num_negatives: int, anchors: Tensor | None, exclude: Tensor | None
+    ) -> None:
+        name = type(self).__name__
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, int):
             raise TypeError(f"num_negatives must be an int, got {num_negatives!r}.")
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; use K >= 1.")
         if self.num_items == 0:
-            raise RuntimeError(
-                f"{type(self).__name__} has no tables yet: call sampler.setup(counts) first."
-            )
+            raise RuntimeError(f"{name} has no tables yet: call sampler.setup(counts) first.")
         if positives.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"positives must hold integer ids, got dtype {positives.dtype}.")
         table = next(iter(self.buffers()), None)
         if table is not None and table.device != positives.device:
             raise RuntimeError(
-                f"{type(self).__name__}'s tables are on {table.device} but the positives are on "
+                f"{name}'s tables are on {table.device} but the positives are on "
                 f"{positives.device}; move the sampler with .to(device) (a task's submodules move "
                 "with it)."
+            )
+        if anchors is not None and anchors.shape != positives.shape:
+            raise ValueError(
+                f"anchors must have the positives' shape {tuple(positives.shape)}, got "
+                f"{tuple(anchors.shape)}: one anchor per positive."
+            )
+        if exclude is not None and (
+            exclude.dim() != positives.dim() + 1 or exclude.shape[:-1] != positives.shape
+        ):
+            raise ValueError(
+                f"exclude must have shape (*positives.shape, C), positives being "
+                f"{tuple(positives.shape)}; got {tuple(exclude.shape)}. Pad rows with -1."
             )
         if positives.device.type == "cpu" and positives.numel() > 0:
             low, high = int(positives.min()), int(positives.max())
@@ -131,26 +265,6 @@ class NegativeSampler(nn.Module, ABC):
                     f"positive id out of range [0, {self.num_items}): saw {low}..{high}; "
                     "the ids must come from the vocabulary the sampler was set up with."
                 )
-        generator = self.stream.generator(positives.device)
-        ids, log_q = self._draw(positives, num_negatives, generator, anchors, scorer)
-        mask = ids != positives.unsqueeze(-1)
-        return Negatives(ids=ids, log_q=log_q, mask=mask)
-
-    # ------------------------------------------------------------------ strategy hooks
-    @abstractmethod
-    def _setup(self, counts: Tensor) -> None:
-        """Builds tables from ``counts`` ``(V,)`` float64; store them as buffers."""
-
-    @abstractmethod
-    def _draw(
-        self,
-        positives: Tensor,
-        num_negatives: int,
-        generator: torch.Generator,
-        anchors: Tensor | None,
-        scorer: Scorer | None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Returns ``ids (*, K)`` long and ``log_q (*, K)`` or ``None``, on positives' device."""
 
     # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:
@@ -172,15 +286,6 @@ class NegativeSampler(nn.Module, ABC):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
         )
-        for buffer in self._buffers.values():
-            if buffer is not None and buffer.dim() == 1 and buffer.numel() > 0:
-                self.num_items = int(buffer.numel())
-                break
 
     def extra_repr(self) -> str:
         return f"num_items={self.num_items}, seed={self.seed}"
-
-
-def uniform_log_q(num_items: int, shape: torch.Size, device: torch.device) -> Tensor:
-    """``log(1/V)`` for every draw: shape ``shape``, float32 on ``device``."""
-    return torch.full(shape, -math.log(num_items), device=device)

@@ -5,31 +5,29 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nslightning.samplers.base import NegativeSampler, Scorer, uniform_log_q
+from nslightning.samplers.table import TableSampler
 
 
-class UniformSampler(NegativeSampler):
-    """Draws negatives uniformly from the ``V`` items (with replacement).
+class UniformSampler(TableSampler):
+    """Draws negatives uniformly from the ``V`` items (with replacement unless ``unique``).
 
     This is the distribution of Keras' ``skipgrams`` and of ``UnigramSampler(power=0)``.
+    Without ``never_drawn`` a draw is one ``randint``; with it, an alias table over the others.
 
     Args:
         seed: base seed of the generator (rank ``r`` uses ``seed + r``).
+        never_drawn: ids never drawn (padding, ``<unk>``).
+        unique: no id twice in a row (see :class:`~nslightning.samplers.table.TableSampler`).
+        redraw: redraw accidental hits instead of masking them.
     """
 
-    def _setup(self, counts: Tensor) -> None:
-        pass
+    closed_form = True
 
-    def _draw(
-        self,
-        positives: Tensor,
-        num_negatives: int,
-        generator: torch.Generator,
-        anchors: Tensor | None,
-        scorer: Scorer | None,
-    ) -> tuple[Tensor, Tensor]:
-        shape = (*positives.shape, num_negatives)
-        ids = torch.randint(
-            self.num_items, shape, device=positives.device, generator=generator, dtype=torch.int64
+    def _weights(self, counts: Tensor) -> Tensor:
+        return torch.ones_like(counts)
+
+    def _closed_form_draw(self, num: int, generator: torch.Generator) -> Tensor:
+        return torch.randint(
+            self.num_items, (num,), device=generator.device, generator=generator,
+            dtype=torch.int64,
         )
-        return ids, uniform_log_q(self.num_items, ids.shape, positives.device)

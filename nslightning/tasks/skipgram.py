@@ -16,6 +16,7 @@ from nslightning.models.skipgram import SkipGramEmbeddings
 from nslightning.optim.sparse_sgd import SparseSGD
 from nslightning.samplers.base import NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
+from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 # torch optimizers whose sparse update leaves rows with a zero gradient untouched (SparseAdam's
@@ -53,6 +54,11 @@ class SkipGramTask(pl.LightningModule):
         lr: initial learning rate (word2vec's ``alpha``).
         min_lr: learning rate at the end of the run (set it to ``lr`` for a constant rate).
         update_size: center words per optimizer update.
+        exclude_window: a negative equal to any word of the center's window (not only the
+            center) counts as an accidental hit: masked, or redrawn by samplers with
+            ``redraw=True``. word2vec.c, Keras and TensorFlow only skip the center itself.
+        diagnostics_every: log ``sampler/...`` diagnostics (hit rate, unique fraction, positive
+            and negative scores, frequency ranks) every this many updates; 0 turns them off.
         sparse: sparse embedding gradients (SGD, SparseSGD, SparseAdam and Adagrad take them);
             set ``False`` for optimizers such as Adam.
     """
@@ -67,6 +73,8 @@ class SkipGramTask(pl.LightningModule):
         lr: float = 0.025,
         min_lr: float = 1e-4,
         update_size: int = 512,
+        exclude_window: bool = False,
+        diagnostics_every: int = 100,
         sparse: bool = True,
     ) -> None:
         super().__init__()
@@ -76,6 +84,8 @@ class SkipGramTask(pl.LightningModule):
             raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}.")
         if update_size < 1:
             raise ValueError(f"update_size must be >= 1, got {update_size}.")
+        if diagnostics_every < 0:
+            raise ValueError(f"diagnostics_every must be >= 0 (0: off), got {diagnostics_every}.")
         self.save_hyperparameters(ignore=["sampler", "optimizer"])
         self.automatic_optimization = False
         self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
@@ -85,6 +95,8 @@ class SkipGramTask(pl.LightningModule):
         self.lr = lr
         self.min_lr = min_lr
         self.update_size = update_size
+        self.exclude_window = exclude_window
+        self.diagnostics_every = diagnostics_every
 
     @property
     def vocab_size(self) -> int:
@@ -114,18 +126,29 @@ class SkipGramTask(pl.LightningModule):
             )
         self.sampler.setup(counts)
 
-    def update_loss(self, centers: Tensor, contexts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def update_loss(
+        self, centers: Tensor, contexts: Tensor, mask: Tensor, diagnose: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """The summed SGNS loss of some centers' windows, and their number of pairs.
+
+        The sampler gets the centers as positives and as anchors, the model's
+        :meth:`~nslightning.models.skipgram.SkipGramEmbeddings.score` as scorer (for hard
+        negatives) and, with ``exclude_window``, the window's words as known positives.
 
         Args:
             centers: ``(n,)`` center ids.
             contexts: ``(n, 2W)`` context ids.
             mask: ``(n, 2W)`` bool, real pairs.
+            diagnose: also log the sampler diagnostics of this draw.
 
         Returns:
             ``(loss_sum, num_pairs)``, two scalars.
         """
-        negatives = self.sampler.sample(centers, self.num_negatives)
+        exclude = contexts.masked_fill(~mask, -1) if self.exclude_window else None
+        negatives = self.sampler.sample(
+            centers, self.num_negatives, anchors=centers, scorer=self.embeddings.score,
+            exclude=exclude,
+        )
         targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)  # (n, 1+K)
         scores = self.embeddings(contexts, targets)  # (n, 2W, 1+K)
         weight = mask.to(scores.dtype)
@@ -133,6 +156,13 @@ class SkipGramTask(pl.LightningModule):
             scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,
             reduction="sum",
         )
+        if diagnose:
+            with torch.no_grad():
+                pairs = weight.sum(1, keepdim=True).clamp_min(1.0)
+                neg_scores = (scores[..., 1:] * weight.unsqueeze(-1)).sum(1) / pairs  # (n, K)
+                log_sampler_diagnostics(
+                    self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores
+                )
         return loss_sum, weight.sum()
 
     def updates(self, batch: SkipGramBatch) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -195,7 +225,9 @@ class SkipGramTask(pl.LightningModule):
             lr = self.learning_rate(batch_idx + position)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum, num_pairs = self.update_loss(centers, contexts, mask)
+            every = self.diagnostics_every
+            diagnose = every > 0 and self.global_step % every == 0
+            loss_sum, num_pairs = self.update_loss(centers, contexts, mask, diagnose)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss_sum)
             optimizer.step()

@@ -1,0 +1,78 @@
+"""What a sampler's negatives look like: hit rate, diversity, hardness, frequency ranks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from nslightning.samplers.base import Negatives
+
+
+def rank_bins(num_items: int) -> list[tuple[int, int]]:
+    """Decade bins ``[0, 10), [10, 100), ...`` of frequency ranks covering ``num_items`` ids."""
+    bins, low = [], 0
+    while low < num_items:
+        high = min(10 * max(low, 1), num_items)
+        bins.append((low, high))
+        low = high
+    return bins
+
+
+def negative_statistics(
+    negatives: Negatives,
+    num_items: int,
+    pos_scores: Tensor | None = None,
+    neg_scores: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Summary statistics of one draw, as scalars on the draw's device (no host sync).
+
+    Args:
+        negatives: the draw, ``(*, K)``.
+        num_items: vocabulary size ``V``; ids are frequency ranks (most frequent first).
+        pos_scores: scores of the positives (any shape; all entries count), or ``None``.
+        neg_scores: ``(*, K)`` scores of the negatives (masked slots are ignored), or ``None``.
+
+    Returns:
+        ``hit_rate`` (share of masked slots: accidental hits and empty slots),
+        ``unique_fraction`` (distinct ids per row over ``K``, averaged), ``pos_score``,
+        ``neg_score`` and ``score_gap`` (when scores are given; a small gap means hard
+        negatives), and ``rank_share/<low>-<high>`` (share of the valid negatives whose id is a
+        frequency rank in ``[low, high)``).
+    """
+    ids, mask = negatives.ids, negatives.mask
+    stats: dict[str, Tensor] = {}
+    num = ids.shape[-1]
+    if ids.numel() == 0:
+        return stats
+    stats["hit_rate"] = 1.0 - mask.float().mean()
+    rows = ids.reshape(-1, num).sort(dim=1).values
+    distinct = 1 + (rows[:, 1:] != rows[:, :-1]).sum(dim=1)
+    stats["unique_fraction"] = distinct.float().mean() / num
+    if pos_scores is not None and pos_scores.numel() > 0:
+        stats["pos_score"] = pos_scores.float().mean()
+    if neg_scores is not None:
+        weight = mask.to(neg_scores.dtype)
+        stats["neg_score"] = (neg_scores * weight).sum() / weight.sum().clamp_min(1.0)
+    if "pos_score" in stats and "neg_score" in stats:
+        stats["score_gap"] = stats["pos_score"] - stats["neg_score"]
+    valid = ids[mask]
+    total = max(valid.numel(), 1)
+    for low, high in rank_bins(num_items):
+        share = ((valid >= low) & (valid < high)).sum() / total
+        stats[f"rank_share/{low}-{high}"] = share.float()
+    return stats
+
+
+def rank_histogram(negatives: Negatives, num_items: int, bins: int = 32) -> tuple[Tensor, Tensor]:
+    """Histogram of ``log10(rank + 1)`` of the valid negatives (for a W&B histogram).
+
+    Returns:
+        ``counts (bins,)`` and ``edges (bins + 1,)``, float on the CPU.
+    """
+    valid = negatives.ids[negatives.mask].double().cpu()
+    top = math.log10(num_items + 1)
+    counts = torch.histc(torch.log10(valid + 1), bins=bins, min=0.0, max=top)
+    edges = torch.linspace(0.0, top, bins + 1, dtype=torch.float64)
+    return counts, edges

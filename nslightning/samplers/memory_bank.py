@@ -1,0 +1,101 @@
+"""Cross-batch negatives from a FIFO queue of recent positives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
+from nslightning.samplers.batch_counts import log_frequency, position_counts
+
+EMPTY = -1
+
+
+class MemoryBankSampler(NegativeSampler):
+    """Draws negatives from a queue of the last ``size`` positives (Wu et al. 2018, MoCo, XBM).
+
+    Each call first enqueues its positives (the oldest entries leave once the queue is full),
+    then draws ``K`` entries per row uniformly with replacement from the queue, so negatives
+    come from this batch and the ones before it. ``log_q`` is the log of the id's share of the
+    queue, the exact probability of the draw. The queue holds ids, not vectors: the task scores
+    them with its current model. It is a buffer: it moves with ``.to(device)`` and is saved in
+    checkpoints. Enqueueing is done with tensor ops only (no host sync).
+
+    Args:
+        size: capacity of the queue.
+        seed: base seed of the generator (rank ``r`` uses ``seed + r``).
+        never_drawn: ids that are never enqueued (padding, ``<unk>``).
+    """
+
+    never_drawn_ids: Tensor
+
+    bank: Tensor
+    cursor: Tensor
+    filled: Tensor
+
+    def __init__(
+        self, size: int = 4096, seed: int = 0, never_drawn: Sequence[int] | None = None
+    ) -> None:
+        super().__init__(seed=seed)
+        if size < 1:
+            raise ValueError(f"MemoryBankSampler size must be >= 1, got {size}.")
+        self.never_drawn = sorted({int(i) for i in never_drawn or ()})
+        self.register_buffer(
+            "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
+        )
+        self.register_buffer("bank", torch.full((size,), EMPTY, dtype=torch.int64))
+        self.register_buffer("cursor", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.int64))
+
+    @property
+    def size(self) -> int:
+        return self.bank.numel()
+
+    def _setup(self, counts: Tensor) -> None:
+        self.bank.fill_(EMPTY)
+        self.cursor.zero_()
+        self.filled.zero_()
+
+    def enqueue(self, ids: Tensor) -> None:
+        """Appends ``ids`` (any shape, flattened in order) to the queue, dropping the oldest."""
+        flat = ids.reshape(-1).long()
+        keep = torch.ones_like(flat, dtype=torch.bool)
+        if self.never_drawn:
+            keep = ~torch.isin(flat, self.never_drawn_ids)
+        order = keep.cumsum(0)  # 1-based position among the kept ids
+        kept = order[-1] if flat.numel() else order.new_zeros(())
+        write = keep & (order > kept - self.size)  # only the last `size` kept ids survive
+        slots = (self.cursor + order - 1) % self.size
+        slots = torch.where(write, slots, torch.full_like(slots, self.size))  # the rest: a spare
+        extended = torch.cat([self.bank, self.bank.new_full((1,), EMPTY)])
+        extended.scatter_(0, slots, flat)
+        self.bank.copy_(extended[: self.size])
+        self.cursor.copy_((self.cursor + kept) % self.size)
+        self.filled.copy_(torch.clamp(self.filled + kept, max=self.size))
+
+    def contents(self) -> Tensor:
+        """``(filled,)`` the queue from oldest to newest (a host sync; for inspection)."""
+        filled = int(self.filled)
+        if filled < self.size:
+            return self.bank[:filled].clone()
+        return torch.roll(self.bank, -int(self.cursor))
+
+    def _draw(self, request: DrawRequest) -> Draw:
+        positives = request.positives
+        self.enqueue(positives)
+        shape = (*positives.shape, request.num_negatives)
+        u = torch.rand(shape, device=positives.device, generator=request.generator)
+        slots = (u * self.filled).long().clamp_(max=self.size - 1)
+        ids = self.bank[slots]
+        valid = ids != EMPTY  # only when nothing could be enqueued yet
+        share = position_counts(self.bank)[slots].float() / self.filled.clamp_min(1)
+        return Draw(ids.clamp_min(0), share.log(), valid)
+
+    def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:
+        """``log(count of the id in the queue / filled)``; ``-inf`` for ids not queued."""
+        return log_frequency(ids, self.bank, self.filled)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, " + super().extra_repr()

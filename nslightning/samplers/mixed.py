@@ -1,0 +1,145 @@
+"""A mixture of samplers with given shares of the negatives (mixed negative sampling)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from torch import Tensor, nn
+
+from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
+
+SHARE_TOLERANCE = 1e-6
+
+
+class MixedSampler(NegativeSampler):
+    """Takes a share of each row's ``K`` negatives from each of several samplers.
+
+    Yang et al. 2020 ("Mixed negative sampling for learning two-tower neural networks") mix
+    in-batch negatives with negatives drawn from the whole catalogue; any samplers mix here.
+    Component ``c`` draws ``K_c`` columns, ``K_c`` being ``share_c * K`` rounded at random so that
+    its expected value is exactly ``share_c * K`` (all rows of a call share the split). The
+    columns are concatenated in component order.
+
+    ``log_q`` is the mixture's: ``log sum_c (n_c / n) q_c(id)`` over the ``n_c`` columns each
+    component actually drew in the call, the exact probability of the id in a column chosen at
+    random. It is ``None`` when a component has no closed-form ``log_q`` (hard negatives).
+    Components are seeded from the mixture's seed, so they never share a random stream.
+
+    Args:
+        samplers: the components.
+        shares: fraction of the negatives from each component: positive, summing to 1.
+        seed: base seed; component ``i`` gets a seed derived from ``(seed, i)``.
+    """
+
+    def __init__(
+        self, samplers: Sequence[NegativeSampler], shares: Sequence[float], seed: int = 0
+    ) -> None:
+        super().__init__(seed=seed)
+        if len(samplers) == 0:
+            raise ValueError("MixedSampler needs at least one sampler.")
+        if len(shares) != len(samplers):
+            raise ValueError(
+                f"MixedSampler got {len(samplers)} samplers but {len(shares)} shares; give one "
+                "share per sampler."
+            )
+        values = [float(share) for share in shares]
+        if any(not math.isfinite(v) or v <= 0 for v in values):
+            raise ValueError(f"MixedSampler shares must be positive, got {values}.")
+        if abs(sum(values) - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(
+                f"MixedSampler shares must sum to 1, got {values} (sum {sum(values):.6g}); "
+                "e.g. shares: [0.5, 0.5]."
+            )
+        for sampler in samplers:
+            if getattr(sampler, "unique", False):
+                raise ValueError(
+                    f"{type(sampler).__name__}(unique=True) cannot be mixed: its log_q is an "
+                    "inclusion probability, not a per-draw one; mix it with unique=False."
+                )
+        self.samplers = nn.ModuleList(samplers)
+        self.shares = values
+        self.manual_seed(seed)
+
+    def _setup(self, counts: Tensor) -> None:
+        for sampler in self.samplers:
+            assert isinstance(sampler, NegativeSampler)
+            sampler.setup(counts)
+
+    def split(self, num_negatives: int, generator: torch.Generator) -> list[int]:
+        """Columns per component: ``share * K`` rounded at random, summing to ``K``.
+
+        The fractional parts are resolved by systematic sampling, so component ``c`` gets one
+        extra column with probability equal to its fractional part.
+        """
+        exact = [share * num_negatives for share in self.shares]
+        counts = [math.floor(value + 1e-9) for value in exact]
+        extra = num_negatives - sum(counts)
+        if extra == 0:
+            return counts
+        fractions = [max(value - count, 0.0) for value, count in zip(exact, counts, strict=True)]
+        total = sum(fractions)
+        offset = float(torch.rand((), generator=generator, device=generator.device))
+        point, cumulative = offset * total / extra, 0.0
+        step = total / extra
+        for index, fraction in enumerate(fractions):
+            cumulative += fraction
+            while point < cumulative and extra > 0:
+                counts[index] += 1
+                extra -= 1
+                point += step
+        return counts
+
+    def _draw(self, request: DrawRequest) -> Draw:
+        device = request.positives.device
+        split = self.split(request.num_negatives, request.generator)
+        parts = []
+        for sampler, columns in zip(self.samplers, split, strict=True):
+            assert isinstance(sampler, NegativeSampler)
+            if columns == 0:
+                continue
+            sub = replace(
+                request, num_negatives=columns, generator=sampler.stream.generator(device)
+            )
+            parts.append((sampler, sampler.draw(sub)))
+        ids = torch.cat([negatives.ids for _, negatives in parts], dim=-1)
+        valid = torch.cat([negatives.mask for _, negatives in parts], dim=-1)
+        drawn = [negatives.ids.shape[-1] for _, negatives in parts]
+        log_q = self._mixture_log_q(
+            ids, request, [(sampler, n) for (sampler, _), n in zip(parts, drawn, strict=True)]
+        )
+        return Draw(ids, log_q, valid)
+
+    def _mixture_log_q(
+        self, ids: Tensor, request: DrawRequest, weights: list[tuple[NegativeSampler, int]]
+    ) -> Tensor | None:
+        total = sum(n for _, n in weights)
+        terms = []
+        for sampler, n in weights:
+            if n == 0:
+                continue
+            log_prob = sampler.log_prob(ids, request.positives, request.exclude)
+            if log_prob is None:
+                return None
+            terms.append(log_prob + math.log(n / total))
+        if not terms:
+            return ids.new_full(ids.shape, float("-inf"), dtype=torch.float32)
+        return torch.logsumexp(torch.stack(terms), dim=0)
+
+    def log_prob(
+        self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None
+    ) -> Tensor | None:
+        """The mixture's log probability with the nominal shares."""
+        terms = []
+        for sampler, share in zip(self.samplers, self.shares, strict=True):
+            assert isinstance(sampler, NegativeSampler)
+            log_prob = sampler.log_prob(ids, positives, exclude)
+            if log_prob is None:
+                return None
+            terms.append(log_prob + math.log(share))
+        return torch.logsumexp(torch.stack(terms), dim=0)
+
+    def extra_repr(self) -> str:
+        return f"shares={self.shares}, " + super().extra_repr()

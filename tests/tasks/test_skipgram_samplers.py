@@ -1,0 +1,183 @@
+"""Every sampler trains skip-gram; the task hands samplers anchors, a scorer, exclusions."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger
+
+from nslightning.data import SkipGramDataModule
+from nslightning.samplers import (
+    HardNegativeSampler,
+    InBatchSampler,
+    LogUniformSampler,
+    MemoryBankSampler,
+    MixedSampler,
+    Negatives,
+    NegativeSampler,
+    UniformSampler,
+    UnigramSampler,
+)
+from nslightning.samplers.base import DrawRequest
+from nslightning.tasks import SkipGramTask
+
+SAMPLERS = {
+    "log_uniform": lambda: LogUniformSampler(seed=1),
+    "in_batch": lambda: InBatchSampler(seed=1),
+    "memory_bank": lambda: MemoryBankSampler(size=256, seed=1),
+    "mixed": lambda: MixedSampler([InBatchSampler(), UnigramSampler()], [0.4, 0.6], seed=1),
+    "hard_pool": lambda: HardNegativeSampler(UniformSampler(), pool_size=12, skip_top=1, seed=1),
+    "hard_index": lambda: HardNegativeSampler(pool_size=8, refresh_every=5, seed=1),
+    "unique_redraw": lambda: UnigramSampler(unique=True, redraw=True, seed=1),
+}
+
+
+def make(corpus: Path, sampler: NegativeSampler, **task_kwargs) -> tuple[
+    SkipGramTask, SkipGramDataModule
+]:
+    data = SkipGramDataModule(str(corpus), min_count=1, batch_size=1000, window=3, sample=None,
+                              seed=0)
+    task = SkipGramTask(data.vocab_size, dim=16, sampler=sampler, update_size=64, **task_kwargs)
+    return task, data
+
+
+def trainer(tmp_path: Path | None = None, **kwargs) -> pl.Trainer:
+    logger = CSVLogger(str(tmp_path), name="logs") if tmp_path is not None else False
+    return pl.Trainer(max_epochs=1, logger=logger, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                      **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_trains_and_logs_diagnostics(
+    topic_corpus_file: Path, tmp_path: Path, name: str
+) -> None:
+    pl.seed_everything(0, verbose=False)
+    task, data = make(topic_corpus_file, SAMPLERS[name](), diagnostics_every=3)
+    before = task.embeddings.output.weight.detach().clone()
+    trainer(tmp_path).fit(task, data)
+    assert not torch.equal(before, task.embeddings.output.weight)
+    assert torch.isfinite(task.word_vectors()).all()
+    metrics = next(tmp_path.glob("logs/version_*/metrics.csv"))
+    with open(metrics, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    logged = [row for row in rows if row.get("sampler/hit_rate")]
+    assert len(logged) >= 2
+    for row in logged:
+        assert 0.0 <= float(row["sampler/hit_rate"]) <= 1.0
+        assert 0.0 < float(row["sampler/unique_fraction"]) <= 1.0
+        shares = [float(v) for k, v in row.items() if k.startswith("sampler/rank_share/") and v]
+        assert shares and abs(sum(shares) - 1.0) < 1e-4
+        assert {"sampler/pos_score", "sampler/neg_score", "sampler/score_gap"} <= set(row)
+
+
+class Recording(UnigramSampler):
+    """A unigram sampler that keeps what the task passed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.requests: list[DrawRequest] = []
+        self.results: list[Negatives] = []
+
+    def draw(self, request: DrawRequest) -> Negatives:
+        result = super().draw(request)
+        self.requests.append(request)
+        self.results.append(result)
+        return result
+
+
+def test_task_passes_centers_as_anchors_and_the_model_as_scorer(topic_corpus_file: Path) -> None:
+    sampler = Recording()
+    task, data = make(topic_corpus_file, sampler, exclude_window=True)
+    trainer(max_steps=3).fit(task, data)
+    request = sampler.requests[-1]
+    assert request.anchors is not None and torch.equal(request.anchors, request.positives)
+    assert request.scorer is not None and request.exclude is not None
+    anchors, candidates = request.positives[:4], torch.arange(6).repeat(4, 1)
+    weights = task.embeddings
+    expected = weights.input.weight[anchors] @ weights.output.weight[:6].T
+    torch.testing.assert_close(request.scorer(anchors, candidates), expected.detach())
+    # exclude is the window: real contexts, -1 elsewhere.
+    assert request.exclude.shape[0] == request.positives.shape[0]
+    assert (request.exclude >= -1).all() and (request.exclude >= 0).any()
+
+
+def test_exclude_window_masks_every_word_of_the_window(topic_corpus_file: Path) -> None:
+    sampler = Recording()
+    task, data = make(topic_corpus_file, sampler, exclude_window=True, num_negatives=20)
+    trainer(max_steps=4).fit(task, data)
+    found_window_hit = False
+    for request, result in zip(sampler.requests, sampler.results, strict=True):
+        assert request.exclude is not None
+        in_window = (result.ids.unsqueeze(-1) == request.exclude.unsqueeze(1)).any(-1)
+        hit = in_window | (result.ids == request.positives.unsqueeze(-1))
+        assert torch.equal(result.mask, ~hit)
+        found_window_hit |= bool((in_window & (result.ids != request.positives[:, None])).any())
+    assert found_window_hit  # with 32 words and K=20 some negatives fall in the window
+
+
+def test_without_exclude_window_only_the_center_is_a_hit(topic_corpus_file: Path) -> None:
+    sampler = Recording()
+    task, data = make(topic_corpus_file, sampler)
+    trainer(max_steps=2).fit(task, data)
+    assert all(request.exclude is None for request in sampler.requests)
+
+
+def test_hard_negatives_score_higher_than_their_base_inside_the_task(
+    topic_corpus_file: Path,
+) -> None:
+    pl.seed_everything(0, verbose=False)
+    task, data = make(topic_corpus_file, UnigramSampler(seed=0), num_negatives=3)
+    trainer().fit(task, data)  # a trained model, then compare samplers on it
+    counts = torch.as_tensor(data.counts, dtype=torch.float64)
+    centers = torch.randint(0, data.vocab_size, (500,), generator=torch.Generator().manual_seed(0))
+    base = UnigramSampler(seed=3)
+    hard = HardNegativeSampler(UnigramSampler(), pool_size=16, seed=3)
+    base.setup(counts)
+    hard.setup(counts)
+    scorer = task.embeddings.score
+    plain = base.sample(centers, 3, anchors=centers, scorer=scorer)
+    mined = hard.sample(centers, 3, anchors=centers, scorer=scorer)
+    plain_scores = scorer(centers, plain.ids)[plain.mask].mean()
+    mined_scores = scorer(centers, mined.ids)[mined.mask].mean()
+    assert mined_scores > plain_scores + 0.1
+
+
+def test_diagnostics_can_be_turned_off(topic_corpus_file: Path, tmp_path: Path) -> None:
+    task, data = make(topic_corpus_file, UnigramSampler(), diagnostics_every=0)
+    trainer(tmp_path, log_every_n_steps=1).fit(task, data)
+    metrics = next(tmp_path.glob("logs/version_*/metrics.csv"))
+    header = metrics.read_text(encoding="utf-8").splitlines()[0]
+    assert "sampler/" not in header and "train/loss" in header
+
+
+def test_negative_diagnostics_every_is_refused() -> None:
+    with pytest.raises(ValueError, match="diagnostics_every"):
+        SkipGramTask(10, diagnostics_every=-1)
+
+
+def test_memory_bank_state_is_saved_and_restored_with_the_task(
+    topic_corpus_file: Path, tmp_path: Path
+) -> None:
+    task, data = make(topic_corpus_file, MemoryBankSampler(size=64, seed=0))
+    fit_trainer = pl.Trainer(max_steps=5, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu",
+                             default_root_dir=str(tmp_path))
+    fit_trainer.fit(task, data)
+    path = tmp_path / "task.ckpt"
+    fit_trainer.save_checkpoint(str(path))
+    bank = task.sampler
+    assert isinstance(bank, MemoryBankSampler) and int(bank.filled) > 0
+    restored = SkipGramTask.load_from_checkpoint(
+        str(path), sampler=MemoryBankSampler(size=64, seed=9)
+    )
+    assert isinstance(restored.sampler, MemoryBankSampler)
+    assert torch.equal(restored.sampler.contents(), bank.contents())
+    positives = torch.tensor([1, 2, 3])
+    assert torch.equal(
+        restored.sampler.sample(positives, 4).ids, bank.sample(positives, 4).ids
+    )
