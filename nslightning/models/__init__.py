@@ -1,5 +1,5 @@
 """Plain torch modules, independent of Lightning."""
 
-from nslightning.models.skipgram import SkipGramEmbeddings
+from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 
-__all__ = ["SkipGramEmbeddings"]
+__all__ = ["SkipGramEmbeddings", "WindowScorer"]

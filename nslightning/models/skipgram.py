@@ -55,23 +55,64 @@ class SkipGramEmbeddings(nn.Module):
             self.input.weight, self.output.weight, anchors, targets, sparse=self.sparse
         )
 
-    def score(self, anchors: Tensor, candidates: Tensor) -> Tensor:
-        """The current model's score of each candidate as a context of its anchor, no gradient.
+    def window_scores(self, contexts: Tensor, mask: Tensor, candidates: Tensor) -> Tensor:
+        """How strongly each candidate is predicted by a row's window, no gradient.
 
-        This is the ``scorer`` handed to samplers that mine hard negatives.
+        A negative replaces the center, so the loss scores it against every context word of
+        the row: the mean of those scores, ``mean_c input[c] . output[candidate]``, is how hard
+        the candidate is for that row.
 
         Args:
-            anchors: ``(B,)`` ids looked up in the input table.
-            candidates: ``(B, M)`` ids looked up in the output table.
+            contexts: ``(n, 2W)`` context ids.
+            mask: ``(n, 2W)`` bool, real contexts.
+            candidates: ``(n, M)`` ids.
 
         Returns:
-            ``(B, M)`` dot products.
+            ``(n, M)`` scores.
         """
         with torch.no_grad():
-            anchor_vectors = self.input.weight.index_select(0, anchors.reshape(-1))
-            candidate_vectors = self.output.weight[candidates]
-            return torch.bmm(candidate_vectors, anchor_vectors.unsqueeze(-1)).squeeze(-1)
+            weight = mask.to(self.input.weight.dtype).unsqueeze(-1)  # (n, 2W, 1)
+            window = (self.input.weight[contexts] * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+            return torch.bmm(self.output.weight[candidates], window.unsqueeze(-1)).squeeze(-1)
+
+    def output_similarity(self, anchors: Tensor, items: Tensor) -> Tensor:
+        """``output[anchor] . output[item]`` for every pair, no gradient: ``(A,)``, ``(C,)`` ->
+        ``(A, C)``.
+
+        Training pushes a center's window vector towards its output vector, so this is the
+        id-level stand-in for :meth:`window_scores` when there is no window: words predicted in
+        the same contexts as the anchor (what hard-negative mining over the vocabulary needs).
+        """
+        with torch.no_grad():
+            output = self.output.weight
+            return output.index_select(0, anchors) @ output.index_select(0, items).T
 
     def vectors(self) -> Tensor:
         """``(V, D)`` the word vectors (input table), detached."""
         return self.input.weight.detach()
+
+
+class WindowScorer:
+    """The skip-gram task's ``scorer`` for one update: candidates scored against each row.
+
+    ``scorer(anchors (n,), candidates (n, M))`` scores the candidates of row ``i`` against row
+    ``i``'s window (the anchors, the centers, only name the rows); ``scorer.mine(anchors (A,),
+    items (C,))`` scores any center ids against shared items for hard-negative mining over the
+    vocabulary.
+    """
+
+    def __init__(self, embeddings: SkipGramEmbeddings, contexts: Tensor, mask: Tensor) -> None:
+        self.embeddings = embeddings
+        self.contexts = contexts
+        self.mask = mask
+
+    def __call__(self, anchors: Tensor, candidates: Tensor) -> Tensor:
+        if candidates.shape[0] != self.contexts.shape[0]:
+            raise ValueError(
+                f"the skip-gram scorer scores the {self.contexts.shape[0]} rows of the current "
+                f"update, got candidates for {candidates.shape[0]} rows."
+            )
+        return self.embeddings.window_scores(self.contexts, self.mask, candidates)
+
+    def mine(self, anchors: Tensor, items: Tensor) -> Tensor:
+        return self.embeddings.output_similarity(anchors, items)

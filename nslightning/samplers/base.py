@@ -21,7 +21,12 @@ from torch import Tensor, nn
 from nslightning.random_stream import RandomStream
 
 Scorer = Callable[[Tensor, Tensor], Tensor]
-"""``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task (no grad)."""
+"""``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task (no grad).
+
+It is called with the rows of the current ``sample`` call. A scorer may also define
+``mine(anchors (A,), items (C,)) -> scores (A, C)``: any anchor ids against items shared by all
+of them, which hard-negative mining over the whole vocabulary uses (one matrix product instead
+of gathering ``A x C`` candidate vectors)."""
 
 
 @dataclass
@@ -201,6 +206,15 @@ class NegativeSampler(nn.Module, ABC):
             mask &= valid
         return Negatives(ids=ids, log_q=log_q, mask=mask)
 
+    def observe(self, positives: Tensor) -> None:
+        """Sees a batch without drawing for it (a mixture component given no columns).
+
+        Samplers with state fed by the batches (a memory bank's queue) update it here, so that
+        their state does not depend on whether they drew; others do nothing.
+        """
+        for component in self.components():
+            component.observe(positives)
+
     def log_prob(
         self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None
     ) -> Tensor | None:
@@ -251,6 +265,8 @@ class NegativeSampler(nn.Module, ABC):
                 f"anchors must have the positives' shape {tuple(positives.shape)}, got "
                 f"{tuple(anchors.shape)}: one anchor per positive."
             )
+        if exclude is not None and exclude.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"exclude must hold integer ids, got dtype {exclude.dtype}.")
         if exclude is not None and (
             exclude.dim() != positives.dim() + 1 or exclude.shape[:-1] != positives.shape
         ):
@@ -264,6 +280,13 @@ class NegativeSampler(nn.Module, ABC):
                 raise IndexError(
                     f"positive id out of range [0, {self.num_items}): saw {low}..{high}; "
                     "the ids must come from the vocabulary the sampler was set up with."
+                )
+        if exclude is not None and exclude.device.type == "cpu" and exclude.numel() > 0:
+            low, high = int(exclude.min()), int(exclude.max())
+            if low < -1 or high >= self.num_items:
+                raise IndexError(
+                    f"exclude id out of range [0, {self.num_items}) (-1 pads): saw "
+                    f"{low}..{high}; the ids must come from the sampler's vocabulary."
                 )
 
     # ------------------------------------------------------------------ checkpoints

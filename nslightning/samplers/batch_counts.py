@@ -25,13 +25,15 @@ def log_frequency(ids: Tensor, population: Tensor, size: Tensor | int) -> Tensor
 
 
 def position_counts(population: Tensor) -> Tensor:
-    """``(P,)`` long: how many entries of ``population`` equal the entry at each position."""
-    values, order = population.sort()
-    new = torch.ones_like(values, dtype=torch.bool)
-    new[1:] = values[1:] != values[:-1]
-    group = new.cumsum(0) - 1
-    sizes = torch.bincount(group, minlength=0)
-    return torch.empty_like(group).scatter_(0, order, sizes[group])
+    """``(P,)`` long: how many entries of ``population`` equal the entry at each position.
+
+    Sort and binary search only (no ``bincount``, whose size would be read back from the
+    device).
+    """
+    ordered = population.sort().values
+    return torch.searchsorted(ordered, population, right=True) - torch.searchsorted(
+        ordered, population
+    )
 
 
 def repeated_in_row(candidates: Tensor) -> Tensor:

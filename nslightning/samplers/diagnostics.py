@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from nslightning.samplers.base import Negatives
+from nslightning.samplers.base import Negatives, hit_mask
 
 
 def rank_bins(num_items: int) -> list[tuple[int, int]]:
@@ -25,6 +25,9 @@ def negative_statistics(
     num_items: int,
     pos_scores: Tensor | None = None,
     neg_scores: Tensor | None = None,
+    *,
+    positives: Tensor | None = None,
+    exclude: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Summary statistics of one draw, as scalars on the draw's device (no host sync).
 
@@ -33,23 +36,35 @@ def negative_statistics(
         num_items: vocabulary size ``V``; ids are frequency ranks (most frequent first).
         pos_scores: scores of the positives (any shape; all entries count), or ``None``.
         neg_scores: ``(*, K)`` scores of the negatives (masked slots are ignored), or ``None``.
+        positives: ``(*)`` the positives of the draw, to tell accidental hits from empty slots.
+        exclude: ``(*, C)`` the known positives passed to ``sample``, if any.
 
     Returns:
-        ``hit_rate`` (share of masked slots: accidental hits and empty slots),
-        ``unique_fraction`` (distinct ids per row over ``K``, averaged), ``pos_score``,
-        ``neg_score`` and ``score_gap`` (when scores are given; a small gap means hard
-        negatives), and ``rank_share/<low>-<high>`` (share of the valid negatives whose id is a
-        frequency rank in ``[low, high)``).
+        ``hit_rate`` (share of slots that are accidental hits: equal to the positive or an
+        excluded id; all masked slots when ``positives`` is not given), ``masked_rate`` (share of
+        masked slots: hits and empty slots), ``unique_fraction`` (distinct valid ids over valid
+        slots), ``pos_score``, ``neg_score`` and ``score_gap`` (when scores are given; a small
+        gap means hard negatives), and ``rank_share/<low>-<high>`` (share of the valid negatives
+        whose id is a frequency rank in ``[low, high)``).
     """
     ids, mask = negatives.ids, negatives.mask
     stats: dict[str, Tensor] = {}
     num = ids.shape[-1]
     if ids.numel() == 0:
         return stats
-    stats["hit_rate"] = 1.0 - mask.float().mean()
-    rows = ids.reshape(-1, num).sort(dim=1).values
-    distinct = 1 + (rows[:, 1:] != rows[:, :-1]).sum(dim=1)
-    stats["unique_fraction"] = distinct.float().mean() / num
+    masked_rate = 1.0 - mask.float().mean()
+    if positives is not None:
+        stats["hit_rate"] = hit_mask(ids, positives, exclude).float().mean()
+    else:
+        stats["hit_rate"] = masked_rate
+    stats["masked_rate"] = masked_rate
+    # Masked slots get distinct negative placeholders, so they never count as repeats.
+    placeholders = -1 - torch.arange(num, device=ids.device)
+    rows = torch.where(mask, ids, placeholders).reshape(-1, num).sort(dim=1).values
+    distinct = 1 + (rows[:, 1:] != rows[:, :-1]).sum()
+    num_valid = mask.sum()
+    distinct_valid = distinct + rows.shape[0] - 1 - (mask.numel() - num_valid)
+    stats["unique_fraction"] = distinct_valid / num_valid.clamp_min(1)
     if pos_scores is not None and pos_scores.numel() > 0:
         stats["pos_score"] = pos_scores.float().mean()
     if neg_scores is not None:
@@ -57,10 +72,9 @@ def negative_statistics(
         stats["neg_score"] = (neg_scores * weight).sum() / weight.sum().clamp_min(1.0)
     if "pos_score" in stats and "neg_score" in stats:
         stats["score_gap"] = stats["pos_score"] - stats["neg_score"]
-    valid = ids[mask]
-    total = max(valid.numel(), 1)
+    total = num_valid.clamp_min(1)
     for low, high in rank_bins(num_items):
-        share = ((valid >= low) & (valid < high)).sum() / total
+        share = ((ids >= low) & (ids < high) & mask).sum() / total
         stats[f"rank_share/{low}-{high}"] = share.float()
     return stats
 

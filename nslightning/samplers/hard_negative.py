@@ -26,16 +26,21 @@ class HardNegativeSampler(NegativeSampler):
     * **index mode** (``base=None``, ANCE, Xiong et al. 2021): for each anchor id the
       ``pool_size`` best-scoring items of the whole vocabulary are kept in an index (a buffer of
       ``num_anchors x pool_size`` int32, saved in checkpoints). An anchor's entry is mined again
-      once it is ``refresh_every`` calls old, scoring the vocabulary in chunks so that memory
-      stays ``O(chunk)`` beyond the index. The pool is then re-scored with the current model.
+      once it is ``refresh_every`` calls old (entries are refreshed lazily, when their anchor
+      comes up), scoring the vocabulary in chunks so that memory stays ``O(chunk)`` beyond the
+      index: with ``scorer.mine(anchors, items)`` (see :data:`~nslightning.samplers.Scorer`)
+      one ``(block, chunk)`` product per step, else ``scorer`` on expanded candidates. The pool
+      is then re-scored with the current model. Mining reads back the stale anchors (a host
+      sync on accelerators).
 
     From the pool, candidates that are hits (the positive, ``exclude`` of the row, a duplicate)
     are set aside, the ``skip_top`` best are skipped (likely false negatives, Qu et al. 2021),
     and ``K`` are kept: the best (``selection="topk"``) or a draw without replacement from
     ``softmax(score / temperature)`` (``"softmax"``, by Gumbel top-k). When a pool has too few
-    valid candidates the rest of the row is masked. ``log_q`` is ``None``: the choice follows
-    scores, not a known distribution. ``sample`` needs ``anchors=`` and ``scorer=`` (the tasks
-    pass them).
+    valid candidates the rest of the row is masked; a base that returns fewer than
+    ``pool_size`` columns (in-batch) gives fewer negatives. ``log_q`` is ``None``: the choice
+    follows scores, not a known distribution. ``sample`` needs ``anchors=`` and ``scorer=``
+    (the tasks pass them).
 
     Args:
         base: sampler that draws the pool (pool mode), or ``None`` for index mode.
@@ -88,6 +93,11 @@ class HardNegativeSampler(NegativeSampler):
             )
         if num_anchors is not None and num_anchors < 1:
             raise ValueError(f"num_anchors must be >= 1, got {num_anchors}.")
+        if base is not None and (never_drawn or num_anchors is not None):
+            raise ValueError(
+                "never_drawn and num_anchors belong to index mode (base=None); in pool mode "
+                "give never_drawn to the base sampler."
+            )
         self.base = base
         self.pool_size = pool_size
         self.selection: Selection = selection
@@ -146,20 +156,22 @@ class HardNegativeSampler(NegativeSampler):
                 generator=base.stream.generator(positives.device),
             )
             pool = base.draw(sub)
-            candidates = pool.ids.reshape(rows, -1)
-            usable = pool.mask.reshape(rows, -1)
+            candidates = pool.ids.reshape(rows, pool.ids.shape[-1])
+            usable = pool.mask.reshape(rows, pool.ids.shape[-1])
         else:
             candidates = self._index_pool(flat_anchors, scorer)
             usable = torch.ones_like(candidates, dtype=torch.bool)
             if self.never_drawn:
-                never = self.never_drawn_ids
-                usable &= ~torch.isin(candidates, never)
-            exclude = None if request.exclude is None else request.exclude.reshape(rows, -1)
+                usable &= ~torch.isin(candidates, self.never_drawn_ids)
+            exclude = request.exclude
+            if exclude is not None:
+                exclude = exclude.reshape(rows, exclude.shape[-1])
             usable &= ~hit_mask(candidates, positives.reshape(rows).long(), exclude)
         usable &= ~repeated_in_row(candidates)
         scores = self._score(scorer, flat_anchors, candidates)
-        scores = scores.masked_fill(~usable, float("-inf"))
-        chosen = self._select(scores, num, request.generator)
+        # A base that returns fewer columns (in-batch) gives a smaller pool: fewer negatives.
+        num = min(num, max(candidates.shape[1] - self.skip_top, 0))
+        chosen, usable = self._select(scores, usable, num, request.generator)
         ids = candidates.gather(1, chosen)
         valid = usable.gather(1, chosen)
         shape = (*positives.shape, ids.shape[-1])
@@ -175,20 +187,29 @@ class HardNegativeSampler(NegativeSampler):
             )
         return scores.float()
 
-    def _select(self, scores: Tensor, num: int, generator: torch.Generator) -> Tensor:
-        """``(R, num)`` positions in the pool, after skipping the ``skip_top`` best."""
-        if self.selection == "topk":
-            best = scores.topk(num + self.skip_top, dim=1).indices
-            return best[:, self.skip_top :]
-        keys = scores / self.temperature
+    def _select(
+        self, scores: Tensor, usable: Tensor, num: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """``(R, num)`` positions in the pool, and ``usable`` without the skipped best.
+
+        Args:
+            scores: ``(R, P)`` scores of the pool.
+            usable: ``(R, P)`` bool, candidates that may be negatives.
+            num: negatives per row.
+            generator: for the softmax selection.
+        """
+        scores = scores.masked_fill(~usable, float("-inf"))
         if self.skip_top:
             top = scores.topk(self.skip_top, dim=1).indices
-            keys = keys.scatter(1, top, float("-inf"))
+            usable = usable.scatter(1, top, False)
+            scores = scores.masked_fill(~usable, float("-inf"))
+        if self.selection == "topk":
+            return scores.topk(num, dim=1).indices, usable
         uniform = torch.rand(
-            keys.shape, device=keys.device, generator=generator
+            scores.shape, device=scores.device, generator=generator
         ).clamp_(min=1e-12, max=1.0 - 1e-7)
         gumbel = -torch.log(-torch.log(uniform))
-        return (keys + gumbel).topk(num, dim=1).indices
+        return (scores / self.temperature + gumbel).topk(num, dim=1).indices, usable
 
     # ------------------------------------------------------------------ index mode
     def _index_pool(self, anchors: Tensor, scorer: Scorer) -> Tensor:
@@ -226,7 +247,7 @@ class HardNegativeSampler(NegativeSampler):
             for first in range(0, vocab, chunk):
                 items = torch.arange(first, min(first + chunk, vocab), device=anchors.device)
                 candidates = items.expand(rows.numel(), -1)
-                scores = self._score(scorer, rows, candidates)
+                scores = self._mining_scores(scorer, rows, items)
                 if never.numel():
                     scores = scores.masked_fill(torch.isin(items, never)[None, :], float("-inf"))
                 merged_scores = torch.cat([best_scores, scores], dim=1)
@@ -235,6 +256,21 @@ class HardNegativeSampler(NegativeSampler):
                 best_ids = merged_ids.gather(1, where)
             mined.append(best_ids)
         return torch.cat(mined)
+
+    def _mining_scores(self, scorer: Scorer, anchors: Tensor, items: Tensor) -> Tensor:
+        """``(A, C)`` scores of shared ``items`` for ``anchors``: ``scorer.mine`` if it has it."""
+        mine = getattr(scorer, "mine", None)
+        if mine is None:
+            return self._score(scorer, anchors, items.expand(anchors.numel(), -1))
+        with torch.no_grad():
+            scores = mine(anchors, items)
+        expected = (anchors.numel(), items.numel())
+        if tuple(scores.shape) != expected:
+            raise ValueError(
+                f"scorer.mine returned shape {tuple(scores.shape)}, expected {expected}: one "
+                "score per (anchor, item)."
+            )
+        return scores.float()
 
     def extra_repr(self) -> str:
         mode = "pool" if self.base is not None else f"index, refresh_every={self.refresh_every}"

@@ -24,10 +24,11 @@ class InBatchSampler(NegativeSampler):
     duplicate in the batch) or in ``never_drawn`` is never a valid negative: its ``mask`` is
     ``False``. The result has ``min(K, N - 1)`` columns.
 
-    ``log_q`` is the log of the id's frequency in the batch, ``count / N`` over drawable
-    positions: the sampling probability that the logQ correction of Yi et al. 2019
-    ("Sampling-bias-corrected neural modeling") subtracts so that popular items are not
-    over-penalised.
+    ``log_q`` is the probability that a valid candidate chosen at random holds the id:
+    ``count(id) / (N - c)``, the id's empirical frequency among the row's candidates (``N``
+    drawable positions, ``c`` copies of the row's own positive). This is the sampling
+    probability that the logQ correction of Yi et al. 2019 ("Sampling-bias-corrected neural
+    modeling") subtracts so that popular items are not over-penalised.
 
     The capped choice draws ``2K + 16`` random other positions per row, keeps ``K`` distinct
     valid ones at random, and redoes exactly (random keys over the whole batch) the rows that
@@ -37,12 +38,17 @@ class InBatchSampler(NegativeSampler):
     Args:
         seed: base seed of the generator (rank ``r`` uses ``seed + r``).
         never_drawn: ids that are never valid negatives (padding, ``<unk>``).
+        all_others: every row gets all ``N - 1`` others whatever ``K`` the task asks for (the
+            usual in-batch softmax).
     """
 
     never_drawn_ids: Tensor
 
-    def __init__(self, seed: int = 0, never_drawn: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, seed: int = 0, never_drawn: Sequence[int] | None = None, all_others: bool = False
+    ) -> None:
         super().__init__(seed=seed)
+        self.all_others = bool(all_others)
         self.never_drawn = sorted({int(i) for i in never_drawn or ()})
         self.register_buffer(
             "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
@@ -60,9 +66,10 @@ class InBatchSampler(NegativeSampler):
         positives = request.positives
         flat = positives.reshape(-1).long()
         num = flat.numel()
-        columns = min(request.num_negatives, max(num - 1, 0))
+        columns = max(num - 1, 0)
+        if not self.all_others:
+            columns = min(request.num_negatives, columns)
         drawable = self._drawable(flat)
-        counts = position_counts(flat)  # a never_drawn id is never drawable: count over all
         if columns == num - 1:
             rows = torch.arange(num, device=flat.device)[:, None]
             others = torch.arange(columns, device=flat.device)[None, :]
@@ -71,7 +78,7 @@ class InBatchSampler(NegativeSampler):
             positions = self._choose(flat, drawable, columns, request.generator)
         ids = flat[positions]
         valid = drawable[positions]
-        log_q = (counts[positions].float() / drawable.sum().clamp_min(1)).log()
+        log_q = self._row_log_frequency(ids, flat, drawable)
         shape = (*positives.shape, columns)
         return Draw(ids.view(shape), log_q.view(shape), valid.view(shape))
 
@@ -116,12 +123,30 @@ class InBatchSampler(NegativeSampler):
             chosen.append(keys.topk(columns, dim=1, largest=False).indices)
         return torch.cat(chosen) if chosen else flat.new_empty((0, columns))
 
+    @staticmethod
+    def _row_log_frequency(ids: Tensor, flat: Tensor, drawable: Tensor) -> Tensor:
+        """``(N, M)`` ``log(count(id) / (N' - c_i))`` for ``ids (N, M)``, rows of ``flat``
+        (``log(count / N')`` for copies of the row's own positive)."""
+        population = flat.masked_fill(~drawable, -1)
+        counts = position_counts(population)
+        own = torch.where(drawable, counts, torch.zeros_like(counts))  # c_i
+        candidates = (drawable.sum() - own).clamp_min(1)
+        log_count = log_frequency(ids, population, 1)
+        log_q = log_count - candidates.float().log().unsqueeze(-1)
+        # A copy of the row's own positive is never a valid draw (it is masked): give it the
+        # plain batch frequency, a finite log-probability.
+        batch = log_count - drawable.sum().clamp_min(1).float().log()
+        return torch.where(ids == flat.unsqueeze(-1), batch, log_q)
+
     def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:
-        """``log(count of the id in the batch / N)``; ``-inf`` for ids not in the batch."""
+        """``log(count(id) / (N - c))`` per row; ``-inf`` for the row's own positive and for
+        ids not in the batch."""
         flat = positives.reshape(-1).long()
-        drawable = self._drawable(flat)
-        return log_frequency(ids, flat.masked_fill(~drawable, -1), drawable.sum())
+        rows = ids.reshape(flat.numel(), -1)
+        log_q = self._row_log_frequency(rows, flat, self._drawable(flat))
+        log_q = log_q.masked_fill(rows == flat[:, None], float("-inf"))
+        return log_q.view(ids.shape)
 
     def extra_repr(self) -> str:
         excluded = f"never_drawn={self.never_drawn}, " if self.never_drawn else ""
-        return excluded + super().extra_repr()
+        return f"all_others={self.all_others}, " + excluded + super().extra_repr()

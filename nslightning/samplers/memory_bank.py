@@ -21,7 +21,8 @@ class MemoryBankSampler(NegativeSampler):
     come from this batch and the ones before it. ``log_q`` is the log of the id's share of the
     queue, the exact probability of the draw. The queue holds ids, not vectors: the task scores
     them with its current model. It is a buffer: it moves with ``.to(device)`` and is saved in
-    checkpoints. Enqueueing is done with tensor ops only (no host sync).
+    checkpoints. Enqueueing and drawing are tensor ops only (no host sync). A checkpoint brings
+    its own queue, whatever ``size`` the new sampler was built with.
 
     Args:
         size: capacity of the queue.
@@ -82,11 +83,17 @@ class MemoryBankSampler(NegativeSampler):
             return self.bank[:filled].clone()
         return torch.roll(self.bank, -int(self.cursor))
 
+    def observe(self, positives: Tensor) -> None:
+        """Enqueues the batch (also when a mixture gives this sampler no columns)."""
+        self.enqueue(positives)
+
     def _draw(self, request: DrawRequest) -> Draw:
         positives = request.positives
         self.enqueue(positives)
         shape = (*positives.shape, request.num_negatives)
-        u = torch.rand(shape, device=positives.device, generator=request.generator)
+        # float64: every slot of a large queue keeps exactly the same chance.
+        u = torch.rand(shape, device=positives.device, generator=request.generator,
+                       dtype=torch.float64)
         slots = (u * self.filled).long().clamp_(max=self.size - 1)
         ids = self.bank[slots]
         valid = ids != EMPTY  # only when nothing could be enqueued yet

@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
+from nslightning.random_stream import RandomStream
+from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler, derived_seed
 
 SHARE_TOLERANCE = 1e-6
+
+
+def split_seed(seed: int, rank: int) -> int:
+    """The seed of a mixture's split stream: apart from its components' streams."""
+    return derived_seed(seed, -1 - rank)
 
 
 class MixedSampler(NegativeSampler):
@@ -24,9 +31,11 @@ class MixedSampler(NegativeSampler):
     columns are concatenated in component order.
 
     ``log_q`` is the mixture's: ``log sum_c (n_c / n) q_c(id)`` over the ``n_c`` columns each
-    component actually drew in the call, the exact probability of the id in a column chosen at
-    random. It is ``None`` when a component has no closed-form ``log_q`` (hard negatives).
-    Components are seeded from the mixture's seed, so they never share a random stream.
+    component actually drew in the call, with ``q_c`` the component's ``log_prob``: the
+    probability of the id in a column chosen at random. It is ``None`` when a component has no
+    closed-form ``log_q`` (hard negatives). Components are seeded from the mixture's seed (a
+    ``seed`` given to a component is replaced), so they never share a random stream; the split
+    has its own stream on the CPU.
 
     Args:
         samplers: the components.
@@ -61,14 +70,32 @@ class MixedSampler(NegativeSampler):
                 )
         self.samplers = nn.ModuleList(samplers)
         self.shares = values
+        # The split is drawn on the CPU, so that it never waits for an accelerator.
+        self.split_stream = RandomStream(seed, derive=split_seed)
         self.manual_seed(seed)
+
+    def manual_seed(self, seed: int) -> None:
+        super().manual_seed(seed)
+        self.split_stream.manual_seed(seed)
+
+    def set_rank(self, rank: int) -> None:
+        super().set_rank(rank)
+        self.split_stream.set_rank(rank)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {**super().get_extra_state(), "split": self.split_stream.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        if "split" in state:
+            self.split_stream.load_state_dict(state["split"])
 
     def _setup(self, counts: Tensor) -> None:
         for sampler in self.samplers:
             assert isinstance(sampler, NegativeSampler)
             sampler.setup(counts)
 
-    def split(self, num_negatives: int, generator: torch.Generator) -> list[int]:
+    def split(self, num_negatives: int, generator: torch.Generator | None = None) -> list[int]:
         """Columns per component: ``share * K`` rounded at random, summing to ``K``.
 
         The fractional parts are resolved by systematic sampling, so component ``c`` gets one
@@ -81,6 +108,8 @@ class MixedSampler(NegativeSampler):
             return counts
         fractions = [max(value - count, 0.0) for value, count in zip(exact, counts, strict=True)]
         total = sum(fractions)
+        if generator is None:
+            generator = self.split_stream.generator(torch.device("cpu"))
         offset = float(torch.rand((), generator=generator, device=generator.device))
         point, cumulative = offset * total / extra, 0.0
         step = total / extra
@@ -94,11 +123,12 @@ class MixedSampler(NegativeSampler):
 
     def _draw(self, request: DrawRequest) -> Draw:
         device = request.positives.device
-        split = self.split(request.num_negatives, request.generator)
+        split = self.split(request.num_negatives)
         parts = []
         for sampler, columns in zip(self.samplers, split, strict=True):
             assert isinstance(sampler, NegativeSampler)
             if columns == 0:
+                sampler.observe(request.positives)  # a memory bank still sees the batch
                 continue
             sub = replace(
                 request, num_negatives=columns, generator=sampler.stream.generator(device)

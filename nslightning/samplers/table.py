@@ -29,11 +29,14 @@ class TableSampler(NegativeSampler):
             and the others are renormalised.
         unique: no id twice in a row's ``K`` negatives. Draws are taken with replacement until
             ``K`` distinct ids are seen after ``T`` draws (TensorFlow's ``unique=True``), and
-            ``log_q`` is then the log of the inclusion probability ``1 - (1 - p)^T``, the
-            expected count that sampled softmax subtracts.
+            ``log_q`` is then ``log(1 - (1 - p)^T)``, the probability that the id is among
+            ``T`` independent draws: TensorFlow's expected count for sampled softmax, an
+            approximation of the inclusion probability (``T`` itself depends on the draws).
+            Costs a sort per row and host syncs for the rows that need more draws.
         redraw: an accidental hit (the positive, or an id of ``exclude``) is drawn again instead
             of masked; ``log_q`` is then ``log(p / (1 - P(hits of the row)))``, the exact
             probability of what was drawn. Rows whose every drawable id is a hit stay masked.
+            Each redraw round reads the number of hits back (a host sync on accelerators).
     """
 
     log_probs: Tensor
@@ -165,7 +168,7 @@ class TableSampler(NegativeSampler):
             )
         rows = positives.numel()
         flat_positives = positives.reshape(rows)
-        flat_exclude = None if exclude is None else exclude.reshape(rows, -1)
+        flat_exclude = None if exclude is None else exclude.reshape(rows, exclude.shape[-1])
         ids = positives.new_empty((rows, num), dtype=torch.int64)
         tries = torch.empty(rows, device=positives.device, dtype=torch.float64)
         pending = torch.arange(rows, device=positives.device)
@@ -183,9 +186,10 @@ class TableSampler(NegativeSampler):
                 break
             if stream.shape[1] >= UNIQUE_STREAM_LIMIT:
                 raise RuntimeError(
-                    f"unique=True found fewer than {num} distinct ids in {stream.shape[1]} draws: "
-                    "the distribution is too concentrated (or redraw excludes too much); lower "
-                    "num_negatives or the sampler's power."
+                    f"unique=True found fewer than {num} distinct ids in {stream.shape[1]} draws "
+                    "for some rows: they have fewer drawable ids that are not hits than that, "
+                    "or the distribution is too concentrated; lower num_negatives (or the "
+                    "power of a UnigramSampler), or drop redraw."
                 )
             more = self.draw_ids(stream.numel(), request.generator).view(stream.shape)
             stream = torch.cat([stream, more], dim=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
@@ -16,6 +17,9 @@ def log_sampler_diagnostics(
     num_items: int,
     pos_scores: Tensor | None = None,
     neg_scores: Tensor | None = None,
+    *,
+    positives: Tensor | None = None,
+    exclude: Tensor | None = None,
 ) -> dict[str, float]:
     """Computes :func:`~nslightning.samplers.diagnostics.negative_statistics` and logs them.
 
@@ -27,8 +31,11 @@ def log_sampler_diagnostics(
     Returns:
         The logged scalars.
     """
-    stats = negative_statistics(negatives, num_items, pos_scores, neg_scores)
-    metrics = {f"sampler/{name}": float(value) for name, value in stats.items()}
+    stats = negative_statistics(
+        negatives, num_items, pos_scores, neg_scores, positives=positives, exclude=exclude
+    )
+    values = torch.stack(list(stats.values())).tolist() if stats else []  # one read-back
+    metrics = {f"sampler/{name}": value for name, value in zip(stats, values, strict=True)}
     if not module.trainer.is_global_zero:
         return metrics
     step = module.global_step

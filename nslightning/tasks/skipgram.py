@@ -12,7 +12,7 @@ from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
 from nslightning.losses.functional import sgns_loss
-from nslightning.models.skipgram import SkipGramEmbeddings
+from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
 from nslightning.samplers.base import NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
@@ -124,16 +124,18 @@ class SkipGramTask(pl.LightningModule):
                 f"has {len(counts)}; train with the vocabulary saved beside the checkpoint "
                 "(--data.vocabulary PATH) or start a new model."
             )
-        self.sampler.setup(counts)
+        if stage == "fit" or self.sampler.num_items != len(counts):
+            self.sampler.setup(counts)  # validate/test after fit keep the sampler's state
 
     def update_loss(
         self, centers: Tensor, contexts: Tensor, mask: Tensor, diagnose: bool = False
     ) -> tuple[Tensor, Tensor]:
         """The summed SGNS loss of some centers' windows, and their number of pairs.
 
-        The sampler gets the centers as positives and as anchors, the model's
-        :meth:`~nslightning.models.skipgram.SkipGramEmbeddings.score` as scorer (for hard
-        negatives) and, with ``exclude_window``, the window's words as known positives.
+        The sampler gets the centers as positives and as anchors, a
+        :class:`~nslightning.models.skipgram.WindowScorer` (hard negatives are scored against
+        the row's window, as the loss scores them) and, with ``exclude_window``, the window's
+        words as known positives.
 
         Args:
             centers: ``(n,)`` center ids.
@@ -145,9 +147,9 @@ class SkipGramTask(pl.LightningModule):
             ``(loss_sum, num_pairs)``, two scalars.
         """
         exclude = contexts.masked_fill(~mask, -1) if self.exclude_window else None
+        scorer = WindowScorer(self.embeddings, contexts, mask)
         negatives = self.sampler.sample(
-            centers, self.num_negatives, anchors=centers, scorer=self.embeddings.score,
-            exclude=exclude,
+            centers, self.num_negatives, anchors=centers, scorer=scorer, exclude=exclude
         )
         targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)  # (n, 1+K)
         scores = self.embeddings(contexts, targets)  # (n, 2W, 1+K)
@@ -161,7 +163,8 @@ class SkipGramTask(pl.LightningModule):
                 pairs = weight.sum(1, keepdim=True).clamp_min(1.0)
                 neg_scores = (scores[..., 1:] * weight.unsqueeze(-1)).sum(1) / pairs  # (n, K)
                 log_sampler_diagnostics(
-                    self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores
+                    self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores,
+                    positives=centers, exclude=exclude,
                 )
         return loss_sum, weight.sum()
 

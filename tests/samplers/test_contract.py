@@ -435,6 +435,50 @@ def test_bad_exclude_shape_raises(name: str, exclude_shape: tuple[int, ...]):
         draw(make(name), positives, 2, exclude=exclude)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
+def test_exclude_of_a_non_integer_dtype_raises(name: str, dtype: torch.dtype):
+    positives = positives_of((6,))
+    exclude = torch.zeros((6, 2), dtype=dtype)
+    with pytest.raises(TypeError, match="exclude"):
+        draw(make(name), positives, 2, exclude=exclude)
+
+
+@pytest.mark.parametrize("bad", [-2, -10, V, V + 5])
+def test_exclude_id_out_of_range_raises(name: str, bad: int):
+    positives = positives_of((3,))
+    exclude = torch.tensor([[1, -1], [bad, 2], [-1, -1]])
+    with pytest.raises(IndexError, match="exclude"):
+        draw(make(name), positives, 2, exclude=exclude)
+
+
+def test_int32_exclude_is_accepted(name: str):
+    positives = positives_of((32,), seed=3)
+    exclude = exclude_of(positives, seed=3)
+    a = draw(make(name, seed=1), positives, 3, exclude=exclude)
+    b = draw(make(name, seed=1), positives, 3, exclude=exclude.to(torch.int32))
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("width", [None, 0, 3])
+def test_an_empty_batch_gives_empty_negatives(name: str, width: int | None):
+    positives = torch.zeros(0, dtype=torch.int64)
+    exclude = None if width is None else torch.zeros((0, width), dtype=torch.int64)
+    out = draw(make(name), positives, 3, exclude=exclude)
+    columns = out.ids.shape[-1]
+    if name == "in-batch":
+        assert columns == 0  # no other positive
+    elif name in BATCH_COLUMNS:
+        assert 0 <= columns <= 3  # the in-batch share is empty
+    else:
+        assert columns == 3
+    assert out.ids.shape == (0, columns) and out.mask.shape == (0, columns)
+    assert out.ids.dtype == torch.int64 and out.mask.dtype == torch.bool
+    if name in HARD:
+        assert out.log_q is None
+    else:
+        assert out.log_q is not None and out.log_q.shape == (0, columns)
+
+
 @pytest.mark.parametrize("anchor_shape", [(7,), (6, 1), ()])
 def test_anchors_of_another_shape_raise(name: str, anchor_shape: tuple[int, ...]):
     positives = positives_of((6,))
@@ -511,3 +555,24 @@ def test_ranks_still_differ_after_loading_one_checkpoint(name: str):
     rank1.load_state_dict(state)
     rank1.set_rank(1)
     assert not torch.equal(draw(rank0, positives, 4).ids, draw(rank1, positives, 4).ids)
+
+
+# ---------------------------------------------------------------------------------- observe
+def test_observe_feeds_the_memory_bank_and_nothing_else(name: str):
+    # A batch seen without drawing: a memory bank enqueues it; every other sampler ignores it
+    # (no state changes, no random numbers consumed).
+    positives = positives_of((4, 3), seed=8)
+    observed, twin = make(name, seed=3), make(name, seed=3)
+    before = {key: value.clone() for key, value in observed.state_dict().items()
+              if isinstance(value, torch.Tensor)}
+    observed.observe(positives)
+    if isinstance(observed, MemoryBankSampler):
+        assert isinstance(twin, MemoryBankSampler)
+        assert observed.contents().tolist() == positives.reshape(-1).tolist()
+        twin.enqueue(positives)
+    else:
+        for key, value in observed.state_dict().items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, before[key]), key
+    later = positives_of((16,), seed=9)
+    assert_same(draw(observed, later, 4), draw(twin, later, 4))

@@ -44,9 +44,11 @@ def test_statistics_by_hand():
     pos_scores = torch.tensor([2.0, 1.0, 0.0])
     neg_scores = torch.tensor([[1.0, 100.0, 3.0], [-1.0, 0.0, 2.0], [100.0, 4.0, -2.0]])
     stats = negative_statistics(draw, 200, pos_scores, neg_scores)
+    # Without positives every masked slot counts as a hit.
     assert stats["hit_rate"].item() == pytest.approx(2 / 9)
-    # Distinct ids per row: 2, 2, 3 out of 3 (masked slots count as drawn ids).
-    assert stats["unique_fraction"].item() == pytest.approx((2 + 2 + 3) / 9)
+    assert stats["masked_rate"].item() == pytest.approx(2 / 9)
+    # Distinct valid ids per row: 2 of 2, 2 of 3, 2 of 2 (masked slots do not count).
+    assert stats["unique_fraction"].item() == pytest.approx(6 / 7)
     assert stats["pos_score"].item() == pytest.approx(1.0)
     # The two masked slots (score 100) are ignored: (1 + 3 - 1 + 0 + 2 + 4 - 2) / 7.
     assert stats["neg_score"].item() == pytest.approx(7 / 7)
@@ -56,7 +58,7 @@ def test_statistics_by_hand():
     assert stats["rank_share/10-100"].item() == pytest.approx(2 / 7)
     assert stats["rank_share/100-200"].item() == pytest.approx(1 / 7)
     assert set(stats) == {
-        "hit_rate", "unique_fraction", "pos_score", "neg_score", "score_gap",
+        "hit_rate", "masked_rate", "unique_fraction", "pos_score", "neg_score", "score_gap",
         "rank_share/0-10", "rank_share/10-100", "rank_share/100-200",
     }
     for value in stats.values():
@@ -144,3 +146,22 @@ def test_rank_histogram_on_a_real_draw():
     draw = sampler.sample(positives, 10)
     counts, _ = rank_histogram(draw, num_items, bins=16)
     assert counts.sum().item() == draw.mask.sum().item()
+
+
+def test_hit_rate_counts_only_accidental_hits_when_positives_are_given():
+    # Row 0: a hit on the positive (masked) and an empty slot (masked, not a hit).
+    # Row 1: a hit on an excluded id (masked).
+    draw = negatives([[7, 2, 0], [5, 6, 9]], [[False, True, False], [True, False, True]])
+    positives = torch.tensor([7, 1])
+    exclude = torch.tensor([[-1], [6]])
+    stats = negative_statistics(draw, 10, positives=positives, exclude=exclude)
+    assert stats["hit_rate"].item() == pytest.approx(2 / 6)
+    assert stats["masked_rate"].item() == pytest.approx(3 / 6)
+    without_exclude = negative_statistics(draw, 10, positives=positives)
+    assert without_exclude["hit_rate"].item() == pytest.approx(1 / 6)
+
+
+def test_unique_fraction_ignores_masked_placeholders():
+    # A memory bank's empty slots come back as id 0, masked: they are not repeats.
+    draw = negatives([[0, 0, 0, 4]], [[False, False, False, True]])
+    assert negative_statistics(draw, 10)["unique_fraction"].item() == pytest.approx(1.0)

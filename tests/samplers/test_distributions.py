@@ -22,6 +22,7 @@ from nslightning.samplers import (
     build_alias_table,
     draw_from_alias,
 )
+from nslightning.samplers import in_batch as in_batch_module
 
 COUNTS = torch.tensor([0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 3.0, 7.0, 50.0, 2.0, 0.0, 4.0])
 V = COUNTS.numel()
@@ -570,6 +571,27 @@ def test_unique_log_q_of_a_row_implies_one_t_for_every_id(redraw: bool):
 
 
 # ------------------------------------------------------------------------------ in-batch
+def in_batch_row_probs(flat: np.ndarray, never: list[int]) -> np.ndarray:
+    """``(N, V)``: for each row, the probability that a valid candidate chosen at random holds
+    each id, ``count(id) / (N' - c_i)`` over the ``N'`` drawable positions of the batch, ``c_i``
+    of them holding row ``i``'s own positive (none when it is never drawn); 0 for that positive."""
+    drawable = ~np.isin(flat, never)
+    counts = np.bincount(flat[drawable], minlength=V).astype(np.float64)
+    own = counts[flat]  # c_i: a never_drawn positive has no drawable position
+    probs = np.tile(counts, (flat.size, 1))
+    probs[np.arange(flat.size), flat] = 0.0
+    return probs / (drawable.sum() - own)[:, None]
+
+
+def test_in_batch_row_probs_helper_by_hand():
+    flat = np.array([1, 2, 2, 3, 3, 3])
+    probs = in_batch_row_probs(flat, [1])
+    # Five drawable positions; row 0's positive (1) is never drawn, so it has no copy among them.
+    np.testing.assert_allclose(probs[0, :4], [0, 0, 2 / 5, 3 / 5])
+    np.testing.assert_allclose(probs[1, :4], [0, 0, 0, 1])  # 5 - 2 candidates, all 3s
+    np.testing.assert_allclose(probs[3, :4], [0, 0, 1, 0])  # 5 - 3 candidates, all 2s
+
+
 @pytest.mark.parametrize("never", [[], [5]])
 @pytest.mark.parametrize("k", [4, 500])
 def test_in_batch_log_q_is_the_batch_frequency(never: list[int], k: int):
@@ -581,18 +603,61 @@ def test_in_batch_log_q_is_the_batch_frequency(never: list[int], k: int):
     out = sampler.sample(positives, k)
     assert out.log_q is not None
     flat = positives.reshape(-1).numpy()
-    drawable = ~np.isin(flat, never)
-    frequency = np.bincount(flat[drawable], minlength=V) / drawable.sum()
+    assert np.isin(flat, never).any() == bool(never)  # the never_drawn id is in the batch
+    row_probs = in_batch_row_probs(flat, never)
+    # Each row's candidates form a distribution: the probabilities sum to one.
+    np.testing.assert_allclose(row_probs.sum(axis=1), 1.0, rtol=1e-12)
+    row_probs = row_probs.reshape(30, 10, V)
     ids, log_q, mask = out.ids.numpy(), out.log_q.double().numpy(), out.mask.numpy()
     assert ids.shape == (30, 10, min(k, 299))
     assert mask.any()
-    np.testing.assert_allclose(log_q[mask], np.log(frequency[ids[mask]]), rtol=1e-6)
+    expected = np.take_along_axis(row_probs, ids, axis=-1)
+    np.testing.assert_allclose(log_q[mask], np.log(expected[mask]), rtol=1e-6)
     assert not np.isin(ids[mask], never).any()
     log_prob = sampler.log_prob(torch.arange(V).expand(30, 10, V), positives).double().numpy()
     with np.errstate(divide="ignore"):
-        np.testing.assert_allclose(
-            log_prob, np.broadcast_to(np.log(frequency), log_prob.shape), rtol=1e-6
-        )
+        np.testing.assert_allclose(log_prob, np.log(row_probs), rtol=1e-6)
+    # -inf exactly for the row's own positive, ids absent from the batch and never_drawn ids.
+    assert np.isneginf(np.take_along_axis(log_prob, positives.numpy()[..., None], -1)).all()
+
+
+@pytest.mark.parametrize("never", [[], [1]])
+@pytest.mark.parametrize("max_keys", [1 << 22, 64], ids=["exact", "draw-and-redo"])
+def test_in_batch_capped_draws_follow_exp_log_q(
+    never: list[int], max_keys: int, monkeypatch: pytest.MonkeyPatch
+):
+    # Pooled over the rows of one positive, the valid capped draws follow exp(log_q): log_q is
+    # the probability of a valid candidate of the row, not the id's frequency in the batch.
+    monkeypatch.setattr(in_batch_module, "MAX_KEYS", max_keys)
+    batch = torch.tensor([0] * 40 + [1] * 20 + [2] * 10 + [3] * 5 + [4] * 3 + [5] * 2)
+    positives = batch[torch.randperm(batch.numel(), generator=torch.Generator().manual_seed(0))]
+    sampler = InBatchSampler(seed=3, never_drawn=never)
+    sampler.setup(SORTED_COUNTS)
+    k, calls = 4, 150
+    pooled: dict[int, list[np.ndarray]] = {0: [], 1: [], 2: []}
+    pooled_log_q: dict[int, list[np.ndarray]] = {0: [], 1: [], 2: []}
+    for _ in range(calls):
+        out = sampler.sample(positives, k)
+        assert out.log_q is not None and out.ids.shape == (batch.numel(), k)
+        assert out.mask.all()  # every row has at least 40 valid candidates
+        for positive in pooled:
+            rows = positives == positive
+            pooled[positive].append(out.ids[rows].reshape(-1).numpy())
+            pooled_log_q[positive].append(out.log_q[rows].reshape(-1).double().numpy())
+    for positive in pooled:
+        ids = np.concatenate(pooled[positive])
+        log_q = np.concatenate(pooled_log_q[positive])
+        # log_q is one value per id for the rows of one positive...
+        q = np.zeros(V)
+        q[ids] = np.exp(log_q)
+        np.testing.assert_allclose(np.exp(log_q), q[ids], rtol=1e-6)
+        assert q[positive] == 0.0 and not np.isin(ids, never).any()
+        # ...the ids drawn carry all the probability (nothing is left for undrawn ids)...
+        assert q.sum() == pytest.approx(1.0, rel=1e-5)
+        # ...and the draws follow it (chi_square_p renormalises, hence the sum above).
+        assert chi_square_p(ids, q) > P_MIN, positive
+        # Negative control: uniform over the same ids is told apart.
+        assert chi_square_p(ids, (q > 0).astype(np.float64)) < 1e-6, positive
 
 
 # ------------------------------------------------------------------------------ memory bank

@@ -7,7 +7,13 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from nslightning.samplers import HardNegativeSampler, UniformSampler, UnigramSampler
+from nslightning.samplers import (
+    HardNegativeSampler,
+    InBatchSampler,
+    MemoryBankSampler,
+    UniformSampler,
+    UnigramSampler,
+)
 from nslightning.samplers import hard_negative as hard_module
 from nslightning.samplers.base import derived_seed
 from tests.samplers.checkpoints import saved_and_loaded
@@ -35,6 +41,25 @@ class TableScorer:
     def __call__(self, anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return self.table[anchors.unsqueeze(1).expand_as(candidates), candidates]
+
+
+class MiningScorer(TableScorer):
+    """A :class:`TableScorer` that also scores shared items for many anchors at once."""
+
+    def __init__(self, table: torch.Tensor, wrong_shape: bool = False) -> None:
+        super().__init__(table)
+        self.wrong_shape = wrong_shape
+        self.mined: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.call_shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        self.call_shapes.append(tuple(candidates.shape))
+        return super().__call__(anchors, candidates)
+
+    def mine(self, anchors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        self.mined.append((anchors.clone(), items.clone()))
+        scores = self.table[anchors][:, items]
+        return scores.t() if self.wrong_shape else scores
 
 
 def random_table(anchors: int, items: int, seed: int) -> torch.Tensor:
@@ -226,6 +251,64 @@ def test_softmax_skip_top_never_selects_the_skipped():
     assert set(out.ids.unique().tolist()) == set(range(3, 10))
 
 
+def test_softmax_skip_top_is_never_valid_when_the_pool_runs_short():
+    # Regression: with fewer than K + skip_top usable candidates, the skipped best came back as
+    # a valid negative. Pools of 4 uniform draws over {0, 1, 2} against positive 0 hold at most
+    # two usable ids, 1 and 2; id 2 scores best whenever it is there, so it is always skipped.
+    hard = HardNegativeSampler(
+        base=UniformSampler(), pool_size=4, selection="softmax", skip_top=1, seed=0
+    )
+    hard.setup(torch.ones(3))
+    positives = torch.zeros(64, dtype=torch.int64)
+
+    def score_is_id(anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        return candidates.float()
+
+    valid_ones = 0
+    for _ in range(50):
+        out = hard.sample(positives, 3, anchors=positives, scorer=score_is_id)
+        assert out.ids.shape == (64, 3)
+        assert not (out.mask & (out.ids == 2)).any()
+        assert not (out.mask & (out.ids == 0)).any()
+        assert (out.mask.sum(dim=1) <= 1).all()  # one usable id left at most, after the skip
+        valid_ones += int(out.mask.sum())
+    assert valid_ones > 0  # id 1 does come through when the pool also has a 2
+
+
+@pytest.mark.parametrize("selection", ["topk", "softmax"])
+@pytest.mark.parametrize(
+    ("n", "k", "skip_top", "columns"),
+    [(4, 2, 0, 2), (4, 3, 0, 3), (4, 3, 1, 2), (4, 2, 2, 1), (3, 2, 2, 0), (2, 3, 1, 0),
+     (1, 1, 0, 0)],
+)
+def test_a_base_with_fewer_columns_than_the_pool_gives_fewer_negatives(
+    selection: str, n: int, k: int, skip_top: int, columns: int
+):
+    # In-batch returns the N - 1 other positives, fewer than pool_size: min(K, N - 1 - skip_top)
+    # columns instead of an error.
+    v = 12
+    hard = HardNegativeSampler(
+        InBatchSampler(), pool_size=8, selection=selection, skip_top=skip_top,
+        temperature=0.01, seed=1,
+    )
+    hard.setup(torch.ones(v))
+    positives = torch.tensor([7, 2, 9, 4])[:n]
+    anchors = torch.tensor([0, 1, 2, 3])[:n]
+    scorer = embedding_scorer(v, seed=3)
+    out = hard.sample(positives, k, anchors=anchors, scorer=scorer)
+    assert out.ids.shape == (n, columns) and out.mask.shape == (n, columns)
+    assert out.mask.all()
+    for row in range(n):
+        pool = torch.cat([positives[:row], positives[row + 1 :]])
+        scores = scorer(anchors[row : row + 1], pool[None, :])[0]
+        expected = brute_force_best(scores, torch.ones(n - 1, dtype=torch.bool), pool, columns,
+                                    skip_top)
+        if selection == "topk":
+            assert out.ids[row].tolist() == expected
+        else:  # a cold softmax: the same ids, the skipped ones never among them
+            assert sorted(out.ids[row].tolist()) == sorted(expected)
+
+
 # ---------------------------------------------------------------------------- errors
 def test_pool_smaller_than_k_plus_skip_top_raises():
     hard = HardNegativeSampler(UniformSampler(), pool_size=5, skip_top=2)
@@ -287,6 +370,28 @@ def test_index_pool_larger_than_the_vocabulary_raises_at_setup():
     HardNegativeSampler(None, pool_size=10).setup(torch.ones(10))  # exactly V is fine
 
 
+@pytest.mark.parametrize("never_drawn", [[0, 1], [1, 0, 1], [9, 3]])
+def test_index_pool_larger_than_the_minable_items_raises_at_setup(never_drawn: list[int]):
+    # Two of the ten items are never mined: eight are left.
+    hard = HardNegativeSampler(None, pool_size=9, never_drawn=never_drawn)
+    with pytest.raises(ValueError, match="pool_size 9"):
+        hard.setup(torch.ones(10))
+    fits = HardNegativeSampler(None, pool_size=8, never_drawn=never_drawn)
+    fits.setup(torch.ones(10))
+    assert fits.index.shape == (10, 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"never_drawn": [0]}, "never_drawn"), ({"num_anchors": 5}, "num_anchors"),
+     ({"never_drawn": [3, 4], "num_anchors": 7}, "index mode")],
+)
+def test_index_mode_options_with_a_base_raise(kwargs: dict[str, object], match: str):
+    with pytest.raises(ValueError, match=match):
+        HardNegativeSampler(UniformSampler(), pool_size=4, **kwargs)  # type: ignore[arg-type]
+    HardNegativeSampler(None, pool_size=4, **kwargs)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [5, 9, -1])
 def test_index_anchor_out_of_range_raises(bad: int):
     hard = HardNegativeSampler(None, pool_size=4, num_anchors=5)
@@ -343,6 +448,63 @@ def test_chunked_mining_equals_brute_force(
     expected = table.topk(pool_size, dim=1).indices
     assert torch.equal(hard.index.long(), expected)
     assert hard.index.dtype == torch.int32
+
+
+@pytest.mark.parametrize(("chunk_size", "mining_scores"), [(3, 1), (3, 22), (7, 1 << 22), (40, 1)])
+def test_mining_with_scorer_mine_equals_brute_force_and_the_plain_scorer(
+    chunk_size: int, mining_scores: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(hard_module, "MINING_SCORES", mining_scores)
+    v, pool_size, num_anchors = 40, 8, 7
+    table = random_table(num_anchors, v, seed=10 + chunk_size)
+    anchors = torch.tensor([6, 0, 3, 3, 1, 5, 2, 4])
+    positives = torch.zeros(8, dtype=torch.int64)
+
+    def make() -> HardNegativeSampler:
+        hard = HardNegativeSampler(
+            None, pool_size=pool_size, num_anchors=num_anchors, chunk_size=chunk_size
+        )
+        hard.setup(torch.ones(v))
+        return hard
+
+    with_mine, plain = make(), make()
+    scorer = MiningScorer(table)
+    a = with_mine.sample(positives, 3, anchors=anchors, scorer=scorer)
+    b = plain.sample(positives, 3, anchors=anchors, scorer=TableScorer(table))
+    expected = table.topk(pool_size, dim=1).indices
+    assert torch.equal(with_mine.index.long(), expected)
+    assert torch.equal(plain.index, with_mine.index)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.mask, b.mask)
+    # mine did the mining: each (anchor, item) pair once, anchors (A,) against items (C,)...
+    assert scorer.mined
+    pairs = []
+    for mined_anchors, items in scorer.mined:
+        assert mined_anchors.dim() == 1 and items.dim() == 1
+        assert items.numel() <= chunk_size
+        pairs += [(int(x), int(i)) for x in mined_anchors for i in items]
+    assert sorted(pairs) == sorted((x, i) for x in range(num_anchors) for i in range(v))
+    # ...and the plain call only re-scored the pools of the sampled rows.
+    assert scorer.call_shapes == [(8, pool_size)]
+
+
+def test_a_scorer_without_mine_mines_with_the_plain_call():
+    table = random_table(3, 20, seed=5)
+    scorer = TableScorer(table)
+    assert not hasattr(scorer, "mine")
+    hard = HardNegativeSampler(None, pool_size=4, num_anchors=3, chunk_size=20)
+    hard.setup(torch.ones(20))
+    hard.sample(torch.tensor([0, 0]), 2, anchors=torch.tensor([1, 2]), scorer=scorer)
+    assert scorer.calls == 2  # the vocabulary (one chunk, one block), then the pool
+    assert torch.equal(hard.index[1:].long(), table[1:].topk(4, dim=1).indices)
+
+
+def test_scorer_mine_with_the_wrong_shape_raises():
+    table = random_table(4, 10, seed=2)
+    hard = HardNegativeSampler(None, pool_size=4, num_anchors=4, chunk_size=5)
+    hard.setup(torch.ones(10))
+    with pytest.raises(ValueError, match=r"scorer\.mine returned shape"):
+        hard.sample(torch.tensor([0, 0]), 2, anchors=torch.tensor([1, 3]),
+                    scorer=MiningScorer(table, wrong_shape=True))
 
 
 def test_never_drawn_ids_are_never_mined():
@@ -467,3 +629,27 @@ def test_pool_mode_checkpoint_round_trip_continues_identically():
         a = original.sample(positives, 3, anchors=positives, scorer=scorer)
         b = fresh.sample(positives, 3, anchors=positives, scorer=scorer)
         assert torch.equal(a.ids, b.ids)
+
+
+# ---------------------------------------------------------------------------- empty batches
+@pytest.mark.parametrize("mode", ["pool", "index"])
+@pytest.mark.parametrize("selection", ["topk", "softmax"])
+@pytest.mark.parametrize("width", [0, 3])
+def test_an_empty_batch_gives_empty_negatives(mode: str, selection: str, width: int):
+    base = UniformSampler() if mode == "pool" else None
+    hard = HardNegativeSampler(base, pool_size=6, selection=selection, skip_top=1)
+    hard.setup(torch.ones(10))
+    empty = torch.zeros(0, dtype=torch.int64)
+    out = hard.sample(empty, 3, anchors=empty, scorer=by_id,
+                      exclude=torch.zeros((0, width), dtype=torch.int64))
+    assert out.ids.shape == (0, 3) and out.mask.shape == (0, 3)
+    assert out.ids.dtype == torch.int64 and out.mask.dtype == torch.bool
+    assert out.log_q is None
+
+
+def test_observe_reaches_a_memory_bank_base():
+    bank = MemoryBankSampler(6)
+    hard = HardNegativeSampler(bank, pool_size=4)
+    hard.setup(torch.ones(10))
+    hard.observe(torch.tensor([[2, 5], [7, 5]]))
+    assert bank.contents().tolist() == [2, 5, 7, 5]

@@ -214,18 +214,39 @@ def test_choose_exactly_in_row_blocks(monkeypatch: pytest.MonkeyPatch):
 def test_log_q_is_the_batch_frequency_by_hand():
     flat = torch.tensor([1, 2, 2, 3, 3, 3])
     out = make().sample(flat, 5)
-    # Row 0 (id 1) sees 2, 2, 3, 3, 3: frequencies 2/6 and 3/6.
     assert out.log_q is not None
-    expected_row0 = torch.tensor([2 / 6, 2 / 6, 3 / 6, 3 / 6, 3 / 6]).log()
+    # log_q is the probability that a valid candidate of the row, chosen at random, holds the
+    # id: count(id) / (N - c), c being the copies of the row's own positive.
+    # Row 0 (id 1, c = 1) sees 2, 2, 3, 3, 3 out of 5 candidates.
+    expected_row0 = torch.tensor([2 / 5, 2 / 5, 3 / 5, 3 / 5, 3 / 5]).log()
     torch.testing.assert_close(out.log_q[0], expected_row0)
-    # Row 3 (id 3) sees 1, 2, 2, 3, 3.
-    expected_row3 = torch.tensor([1 / 6, 2 / 6, 2 / 6, 3 / 6, 3 / 6]).log()
-    torch.testing.assert_close(out.log_q[3], expected_row3)
+    assert out.mask[0].all()
+    # Row 1 (id 2, c = 2) sees 1, 2, 3, 3, 3: candidates 1, 3, 3, 3; the other 2 is masked.
+    assert out.ids[1].tolist() == [1, 2, 3, 3, 3]
+    assert out.mask[1].tolist() == [True, False, True, True, True]
+    torch.testing.assert_close(
+        out.log_q[1][out.mask[1]], torch.tensor([1 / 4, 3 / 4, 3 / 4, 3 / 4]).log()
+    )
+    # Row 3 (id 3, c = 3) sees 1, 2, 2, 3, 3: candidates 1, 2, 2.
+    assert out.mask[3].tolist() == [True, True, True, False, False]
+    torch.testing.assert_close(out.log_q[3, :3], torch.tensor([1 / 3, 2 / 3, 2 / 3]).log())
 
     ids = torch.tensor([1, 2, 3, 4]).expand(6, 4)
     log_prob = make().log_prob(ids, flat)
-    expected = torch.tensor([math.log(1 / 6), math.log(2 / 6), math.log(3 / 6), -math.inf])
-    torch.testing.assert_close(log_prob, expected.float().expand(6, 4))
+    inf = math.inf
+    expected = torch.tensor(
+        [
+            [-inf, math.log(2 / 5), math.log(3 / 5), -inf],  # own positive 1; 4 is absent
+            [math.log(1 / 4), -inf, math.log(3 / 4), -inf],
+            [math.log(1 / 4), -inf, math.log(3 / 4), -inf],
+            [math.log(1 / 3), math.log(2 / 3), -inf, -inf],
+            [math.log(1 / 3), math.log(2 / 3), -inf, -inf],
+            [math.log(1 / 3), math.log(2 / 3), -inf, -inf],
+        ]
+    )
+    torch.testing.assert_close(log_prob, expected)
+    # Every row's probabilities over the batch's ids sum to one.
+    torch.testing.assert_close(log_prob.exp().sum(dim=1), torch.ones(6))
 
 
 def test_log_q_counts_only_drawable_positions():
@@ -233,16 +254,26 @@ def test_log_q_counts_only_drawable_positions():
     sampler = make(never_drawn=[1])
     out = sampler.sample(flat, 5)
     assert out.log_q is not None
-    # Five drawable positions: 2 has frequency 2/5, 3 has 3/5; id 1 is masked everywhere.
+    # Five drawable positions. Row 0's positive (1) is never drawn, so it removes none of them:
+    # 2 has probability 2/5 and 3 has 3/5. A 2-row has 5 - 2 candidates (all 3s), a 3-row
+    # 5 - 3 (all 2s); id 1 is masked everywhere.
+    by_positive = {1: {2: 2 / 5, 3: 3 / 5}, 2: {3: 1.0}, 3: {2: 1.0}}
     valid = out.mask
-    expected = {2: math.log(2 / 5), 3: math.log(3 / 5)}
-    for value, log_q in zip(out.ids[valid].tolist(), out.log_q[valid].tolist(), strict=True):
-        assert log_q == pytest.approx(expected[value], rel=1e-6)
+    for row in range(6):
+        by_id = by_positive[int(flat[row])]
+        for value, log_q in zip(out.ids[row][valid[row]].tolist(),
+                                out.log_q[row][valid[row]].tolist(), strict=True):
+            assert log_q == pytest.approx(math.log(by_id[value]), rel=1e-6, abs=1e-6)
     assert not out.mask[out.ids == 1].any()
     log_prob = sampler.log_prob(torch.tensor([[1, 2, 3, 9]]).expand(6, 4), flat)
     assert torch.isneginf(log_prob[:, 0]).all() and torch.isneginf(log_prob[:, 3]).all()
-    torch.testing.assert_close(log_prob[:, 1], torch.full((6,), math.log(2 / 5)))
-    torch.testing.assert_close(log_prob[:, 2], torch.full((6,), math.log(3 / 5)))
+    inf = math.inf
+    torch.testing.assert_close(
+        log_prob[:, 1], torch.tensor([math.log(2 / 5), -inf, -inf, 0.0, 0.0, 0.0])
+    )
+    torch.testing.assert_close(
+        log_prob[:, 2], torch.tensor([math.log(3 / 5), 0.0, 0.0, -inf, -inf, -inf])
+    )
 
 
 def test_log_q_of_capped_draws_matches_log_prob(path: str):
@@ -261,9 +292,59 @@ def test_log_q_of_capped_draws_matches_log_prob(path: str):
 def test_log_prob_is_minus_inf_for_ids_not_in_the_batch():
     flat = torch.tensor([4, 5, 6])
     log_prob = make().log_prob(torch.tensor([[0, 7, 63], [4, 1, 2], [6, 5, 40]]), flat)
-    assert torch.isneginf(log_prob[0]).all()
+    assert torch.isneginf(log_prob[0]).all()  # none of them in the batch
     assert torch.isneginf(log_prob[1, 1:]).all() and torch.isneginf(log_prob[2, 2])
-    torch.testing.assert_close(log_prob[1, 0], torch.tensor(math.log(1 / 3)))
+    # Each row has two candidates: the other two positives.
+    torch.testing.assert_close(log_prob[1, 0], torch.tensor(math.log(1 / 2)))
+    torch.testing.assert_close(log_prob[2, 1], torch.tensor(math.log(1 / 2)))
+    assert torch.isneginf(log_prob[2, 0])  # the row's own positive is never a candidate
+
+
+def test_log_prob_keeps_the_shape_of_multi_dim_positives():
+    positives = torch.tensor([[3, 3], [5, 8]])
+    ids = torch.tensor([[[3, 5, 8]] * 2, [[3, 5, 8]] * 2])
+    log_prob = make().log_prob(ids, positives)
+    assert log_prob.shape == (2, 2, 3)
+    inf = math.inf
+    rows_of_3 = torch.tensor([-inf, math.log(1 / 2), math.log(1 / 2)])
+    torch.testing.assert_close(log_prob[0], rows_of_3.expand(2, 3))
+    torch.testing.assert_close(
+        log_prob[1],
+        torch.tensor([[math.log(2 / 3), -inf, math.log(1 / 3)],
+                      [math.log(2 / 3), math.log(1 / 3), -inf]]),
+    )
+
+
+def test_log_q_of_a_row_with_no_candidate_left_is_not_nan():
+    # The 2-rows have no candidate: the other 2 is their own positive, 7 is never drawn. Nothing
+    # to normalise by and no valid draw, but log_q must not be NaN. The 7-row (its positive is
+    # never drawn) has both 2s as candidates.
+    sampler = make(never_drawn=[7])
+    flat = torch.tensor([2, 2, 7])
+    out = sampler.sample(flat, 2)
+    assert out.log_q is not None
+    assert not out.mask[:2].any() and out.mask[2].all()
+    assert out.ids[2].tolist() == [2, 2]
+    torch.testing.assert_close(out.log_q[2], torch.zeros(2))  # probability 2/2
+    assert not torch.isnan(out.log_q).any()
+    log_prob = sampler.log_prob(torch.tensor([[2, 7]]).expand(3, 2), flat)
+    assert torch.isneginf(log_prob[:2]).all()  # own positive; never_drawn
+    torch.testing.assert_close(log_prob[2, 0], torch.tensor(0.0))
+    assert torch.isneginf(log_prob[2, 1])
+
+
+def test_log_q_is_a_log_probability_in_every_slot():
+    # The contract (test_contract: log_q finite and <= 0 in every slot, masked ones included)
+    # on a batch dominated by one id: a 3-row's masked duplicates of its own positive must not
+    # get log(c / (N - c)) = log 3 > 0.
+    flat = torch.tensor([3, 3, 3, 1])
+    for k in (3, 2):  # every other position; a capped choice
+        out = make(seed=k).sample(flat, k)
+        assert out.log_q is not None
+        valid = out.mask
+        torch.testing.assert_close(out.log_q[valid], torch.zeros(int(valid.sum())))  # only a 1
+        assert torch.isfinite(out.log_q).all(), out.log_q
+        assert (out.log_q <= 0).all(), out.log_q
 
 
 def test_same_seed_same_choice_and_the_stream_moves_on():
@@ -272,3 +353,38 @@ def test_same_seed_same_choice_and_the_stream_moves_on():
     first_a, first_b = a.sample(flat, 3), b.sample(flat, 3)
     assert torch.equal(first_a.ids, first_b.ids)
     assert not torch.equal(a.sample(flat, 3).ids, first_a.ids)
+
+
+# ---------------------------------------------------------------------------- all_others
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 1), (6, 1), (6, 3), (6, 5), (6, 40)])
+def test_all_others_gives_every_other_position_whatever_k(n: int, k: int):
+    flat = torch.tensor([5, 9, 5, 1, 30, 9])[:n]
+    sampler = InBatchSampler(seed=3, all_others=True)
+    sampler.setup(torch.ones(V))
+    out = sampler.sample(flat, k)
+    assert out.ids.shape == (n, n - 1)
+    assert out.mask.shape == out.ids.shape and out.log_q is not None
+    assert out.log_q.shape == out.ids.shape
+    assert torch.equal(out.ids, others(flat))
+    assert torch.equal(out.mask, out.ids != flat[:, None])
+    # The same log_q as the plain sampler gives for the same columns.
+    plain = make().sample(flat, n - 1 if n > 1 else 1)
+    assert torch.equal(plain.ids, out.ids)
+    torch.testing.assert_close(out.log_q, plain.log_q)
+
+
+def test_all_others_is_deterministic_and_keeps_multi_dim_shapes():
+    positives = torch.tensor([[3, 8, 1], [8, 0, 7]])
+    a = InBatchSampler(seed=0, all_others=True)
+    b = InBatchSampler(seed=1, all_others=True, never_drawn=[0])
+    for sampler in (a, b):
+        sampler.setup(torch.ones(V))
+    first = a.sample(positives, 2)
+    assert first.ids.shape == (2, 3, 5)
+    assert torch.equal(first.ids.view(6, 5), others(positives.reshape(-1)))
+    assert torch.equal(a.sample(positives, 2).ids, first.ids)  # no random choice
+    with_never = b.sample(positives, 1)
+    assert torch.equal(with_never.ids, first.ids)
+    assert torch.equal(with_never.mask, (first.ids != positives.unsqueeze(-1)) & (first.ids != 0))
+    assert "all_others=True" in repr(a)
+    assert "all_others=False" in repr(make())

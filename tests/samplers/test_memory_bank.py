@@ -159,6 +159,62 @@ def test_an_empty_queue_gives_masked_slots():
     assert int(sampler.filled) == 0
 
 
+def test_slots_are_drawn_from_float64_uniforms():
+    # rank r draws with seed + r: the same uniforms, in float64, scaled by the fill, are the
+    # slots (float32 uniforms have too few values for every slot of a large queue).
+    seed, size, k = 11, 1000, 7
+    sampler = make(size, seed=seed)
+    positives = torch.randint(0, V, (size,), generator=torch.Generator().manual_seed(0))
+    out = sampler.sample(positives, k)
+    bank = sampler.contents()
+    assert bank.tolist() == positives.tolist()
+
+    def reference(dtype: torch.dtype) -> torch.Tensor:
+        u = torch.rand((size, k), generator=torch.Generator().manual_seed(seed), dtype=dtype)
+        return bank[(u.double() * size).long()]
+
+    assert torch.equal(out.ids, reference(torch.float64))
+    assert not torch.equal(out.ids, reference(torch.float32))  # the test tells them apart
+
+
+def test_log_q_needs_no_bincount(monkeypatch: pytest.MonkeyPatch):
+    # The share of each slot's id is counted with sort and search only: bincount would read its
+    # output size back from the device.
+    def no_bincount(*args: object, **kwargs: object) -> torch.Tensor:
+        raise AssertionError("torch.bincount called")
+
+    sampler = make(8, seed=2)
+    sampler.enqueue(torch.tensor([5, 1, 5, 7, 5, 1, 9, 3, 1, 1]))  # wrapped: 5 7 5 1 9 3 1 1
+    monkeypatch.setattr(torch, "bincount", no_bincount)
+    out = sampler.sample(torch.tensor([2, 1]), 50)
+    queue = Counter(sampler.contents().tolist())
+    assert sum(queue.values()) == 8
+    expected = torch.tensor([[math.log(queue[v] / 8) for v in row] for row in out.ids.tolist()])
+    assert out.log_q is not None
+    torch.testing.assert_close(out.log_q, expected.float())
+    torch.testing.assert_close(sampler.log_prob(out.ids, torch.tensor([2, 1])), out.log_q)
+
+
+def test_observe_enqueues_without_drawing():
+    observed, enqueued = make(5, seed=3), make(5, seed=3)
+    batch = torch.tensor([[4, 8], [8, 1]])
+    observed.observe(batch)
+    enqueued.enqueue(batch)
+    assert observed.contents().tolist() == [4, 8, 8, 1]
+    assert torch.equal(observed.bank, enqueued.bank)
+    assert int(observed.cursor) == int(enqueued.cursor)
+    assert int(observed.filled) == int(enqueued.filled) == 4
+    positives = torch.tensor([4, 1, 2])
+    a, b = observed.sample(positives, 6), enqueued.sample(positives, 6)
+    assert torch.equal(a.ids, b.ids)  # observing consumed no random numbers
+
+
+def test_observe_skips_never_drawn_ids():
+    sampler = make(5, never_drawn=[0])
+    sampler.observe(torch.tensor([0, 3, 0, 2]))
+    assert sampler.contents().tolist() == [3, 2]
+
+
 # ---------------------------------------------------------------------------- state
 def fill(sampler: MemoryBankSampler, calls: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)

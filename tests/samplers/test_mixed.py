@@ -17,6 +17,7 @@ from nslightning.samplers import (
     UnigramSampler,
 )
 from nslightning.samplers.base import derived_seed
+from tests.samplers.checkpoints import saved_and_loaded
 
 COUNTS = torch.tensor([5.0, 1.0, 3.0, 10.0, 1.0, 7.0, 2.0, 4.0])
 V = COUNTS.numel()
@@ -174,8 +175,12 @@ def test_log_q_weights_the_columns_actually_drawn():
     mixed.setup(COUNTS)
     positives = torch.tensor([2, 5])
     out = mixed.sample(positives, 4)
+    assert out.ids.shape == (2, 3)
     assert out.log_q is not None
-    in_batch_q = torch.isin(out.ids, positives).double() * 0.5  # each batch id has share 1/2
+    # A row's only in-batch candidate is the other positive (probability 1); its own positive
+    # is never an in-batch candidate (probability 0), whichever column drew it.
+    other = positives.flip(0)
+    in_batch_q = (out.ids == other[:, None]).double()
     expected = torch.log(in_batch_q / 3 + (2 / 3) * (1 / V))
     torch.testing.assert_close(out.log_q.double(), expected, rtol=1e-5, atol=1e-6)
 
@@ -194,18 +199,20 @@ def test_log_q_with_a_memory_bank_component_by_hand():
 def test_log_q_stays_defined_for_valid_negatives_when_a_redraw_row_is_all_hits():
     # The redraw component can only draw id 2; for the row whose positive is 2 every drawable id
     # is a hit. The in-batch columns of that row are still valid negatives with a known
-    # probability: (1/2) * (1/3) for a batch id, since the redraw component cannot draw them.
+    # probability: the row has two in-batch candidates (0 and 5), each 1/2, weighted by the 2 of
+    # 4 columns in-batch drew; the redraw component cannot draw them.
     stuck = UniformSampler(never_drawn=[0, 1, 3, 4, 5, 6, 7], redraw=True)
     mixed = MixedSampler([InBatchSampler(), stuck], [0.5, 0.5])
     mixed.setup(torch.ones(V))
     positives = torch.tensor([2, 0, 5])
     out = mixed.sample(positives, 4)
     assert out.log_q is not None
+    assert out.ids[0, :2].tolist() == [0, 5]
     valid_in_batch = out.mask[0, :2]
     assert valid_in_batch.all()
     assert not torch.isnan(out.log_q[out.mask]).any(), out.log_q
     torch.testing.assert_close(
-        out.log_q[0, :2], torch.full((2,), math.log(0.5 / 3)), rtol=1e-5, atol=1e-6
+        out.log_q[0, :2], torch.full((2,), math.log(0.5 * 0.5)), rtol=1e-5, atol=1e-6
     )
 
 
@@ -254,3 +261,127 @@ def test_sample_has_k_columns_with_fractional_shares():
     for _ in range(10):
         out = mixed.sample(torch.tensor([0, 1, 2]), 5)
         assert out.ids.shape == (3, 5)
+
+
+def test_split_without_a_generator_is_reproducible_under_the_seed():
+    def splits(seed: int) -> list[list[int]]:
+        mixed = MixedSampler([UniformSampler(), UniformSampler()], [0.5, 0.5], seed=seed)
+        return [mixed.split(1) for _ in range(40)]
+
+    first = splits(3)
+    assert all(sum(split) == 1 for split in first)
+    assert {tuple(split) for split in first} == {(1, 0), (0, 1)}
+    assert splits(3) == first
+    assert splits(4) != first
+
+
+# ---------------------------------------------------------------------------- split stream
+def disjoint_mixture(seed: int) -> MixedSampler:
+    """Two components that draw disjoint ids (< 4 and >= 4): every column shows its source."""
+    mixed = MixedSampler(
+        [UniformSampler(never_drawn=[4, 5, 6, 7]), UniformSampler(never_drawn=[0, 1, 2, 3])],
+        [0.5, 0.5],
+        seed=seed,
+    )
+    mixed.setup(COUNTS)
+    return mixed
+
+
+def splits_of_calls(mixed: MixedSampler, calls: int, k: int = 3) -> list[int]:
+    """The first component's columns in each of ``calls`` calls of ``sample``."""
+    positives = torch.tensor([0, 5])
+    out = []
+    for _ in range(calls):
+        ids = mixed.sample(positives, k).ids
+        first = int((ids[0] < 4).sum())
+        assert torch.equal(ids < 4, (torch.arange(k) < first).expand_as(ids))
+        out.append(first)
+    return out
+
+
+def test_sample_takes_its_split_from_the_split_stream():
+    # A twin's split(K) without a generator gives exactly the splits that sample used.
+    used, twin = disjoint_mixture(seed=2), disjoint_mixture(seed=2)
+    observed = splits_of_calls(used, 30)
+    assert set(observed) == {1, 2}
+    assert observed == [twin.split(3)[0] for _ in range(30)]
+
+
+@pytest.mark.parametrize("through_bytes", [False, True])
+def test_split_stream_survives_a_state_dict_round_trip(through_bytes: bool):
+    used = disjoint_mixture(seed=5)
+    splits_of_calls(used, 7)  # the split stream has moved on
+    state = used.state_dict()
+    if through_bytes:
+        state = saved_and_loaded(state)
+    fresh = MixedSampler(
+        [UniformSampler(never_drawn=[4, 5, 6, 7]), UniformSampler(never_drawn=[0, 1, 2, 3])],
+        [0.5, 0.5],
+        seed=99,
+    )
+    fresh.load_state_dict(state)
+    expected = splits_of_calls(used, 30)
+    assert splits_of_calls(fresh, 30) == expected
+    # Negative control: a mixture of the same seed starting afresh splits otherwise.
+    assert splits_of_calls(disjoint_mixture(seed=5), 30) != expected
+
+
+def test_set_rank_changes_the_split_stream():
+    rank0, rank1 = disjoint_mixture(seed=1), disjoint_mixture(seed=1)
+    rank1.set_rank(1)
+    first = [rank0.split(1) for _ in range(40)]
+    assert [rank1.split(1) for _ in range(40)] != first
+    assert splits_of_calls(rank1, 30) != splits_of_calls(disjoint_mixture(seed=1), 30)
+    rank1.set_rank(0)  # back to rank 0: its stream from the start
+    assert [rank1.split(1) for _ in range(40)] == first
+
+
+def test_manual_seed_restarts_the_split_stream():
+    mixed = disjoint_mixture(seed=4)
+    first = splits_of_calls(mixed, 20)
+    mixed.manual_seed(4)
+    assert splits_of_calls(mixed, 20) == first
+
+
+# ---------------------------------------------------------------------------- observe
+def test_a_component_given_no_columns_still_sees_the_batch():
+    # K = 1: every call gives the one column to the bank or to the uniform sampler; the bank
+    # enqueues every batch all the same. The uniform one never draws 0..3, the bank holds them.
+    bank = MemoryBankSampler(100)
+    mixed = MixedSampler([bank, UniformSampler(never_drawn=[0, 1, 2, 3])], [0.5, 0.5])
+    mixed.setup(COUNTS)
+    from_bank = []
+    for call in range(10):
+        out = mixed.sample(torch.tensor([call % 4]), 1)
+        assert out.ids.shape == (1, 1)
+        from_bank.append(int(out.ids[0, 0]) < 4)
+    assert any(from_bank) and not all(from_bank)  # both kinds of call happened
+    assert int(bank.filled) == 10
+    assert bank.contents().tolist() == [call % 4 for call in range(10)]
+
+
+def test_observe_recurses_into_the_components():
+    inner_bank, hard_bank = MemoryBankSampler(10), MemoryBankSampler(10)
+    inner = MixedSampler([inner_bank, UniformSampler()], [0.5, 0.5])
+    hard = HardNegativeSampler(hard_bank, pool_size=4)
+    mixed = MixedSampler([inner, hard, UniformSampler()], [0.25, 0.25, 0.5])
+    mixed.setup(COUNTS)
+    positives = torch.tensor([[3, 1], [4, 1]])
+    mixed.observe(positives)
+    assert inner_bank.contents().tolist() == [3, 1, 4, 1]
+    assert hard_bank.contents().tolist() == [3, 1, 4, 1]
+    hard.observe(torch.tensor([6]))
+    assert hard_bank.contents().tolist() == [3, 1, 4, 1, 6]
+
+
+def test_observe_is_a_no_op_for_samplers_without_batch_state():
+    # A mixture of basic samplers: observing neither draws nor changes any state.
+    a, b = disjoint_mixture(seed=6), disjoint_mixture(seed=6)
+    before = {key: value.clone() for key, value in a.state_dict().items()
+              if isinstance(value, torch.Tensor)}
+    a.observe(torch.tensor([1, 2, 3]))
+    for key, value in a.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, before[key]), key
+    positives = torch.tensor([0, 5])
+    assert torch.equal(a.sample(positives, 3).ids, b.sample(positives, 3).ids)

@@ -11,6 +11,7 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from nslightning.data import SkipGramDataModule
+from nslightning.models import WindowScorer
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
@@ -90,20 +91,30 @@ class Recording(UnigramSampler):
         return result
 
 
-def test_task_passes_centers_as_anchors_and_the_model_as_scorer(topic_corpus_file: Path) -> None:
+def test_task_passes_centers_as_anchors_and_a_window_scorer(topic_corpus_file: Path) -> None:
     sampler = Recording()
     task, data = make(topic_corpus_file, sampler, exclude_window=True)
     trainer(max_steps=3).fit(task, data)
     request = sampler.requests[-1]
     assert request.anchors is not None and torch.equal(request.anchors, request.positives)
-    assert request.scorer is not None and request.exclude is not None
-    anchors, candidates = request.positives[:4], torch.arange(6).repeat(4, 1)
+    assert isinstance(request.scorer, WindowScorer) and request.exclude is not None
+    # The scorer scores a candidate as the loss does: against every context of the row.
+    contexts, mask = request.scorer.contexts, request.scorer.mask
+    rows = request.positives.shape[0]
+    candidates = torch.arange(6).repeat(rows, 1)
     weights = task.embeddings
-    expected = weights.input.weight[anchors] @ weights.output.weight[:6].T
-    torch.testing.assert_close(request.scorer(anchors, candidates), expected.detach())
+    inputs = weights.input.weight.detach()[contexts]  # (n, 2W, D)
+    pair = torch.einsum("ncd,md->ncm", inputs, weights.output.weight.detach()[:6])
+    expected = (pair * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+    torch.testing.assert_close(request.scorer(request.anchors, candidates), expected)
+    # ...and mining over the vocabulary uses output-vector similarity of the anchor ids.
+    anchors, items = request.positives[:3], torch.arange(5)
+    output = weights.output.weight.detach()
+    torch.testing.assert_close(request.scorer.mine(anchors, items), output[anchors] @ output[:5].T)
+    with pytest.raises(ValueError, match="rows"):
+        request.scorer(anchors, candidates[:3])
     # exclude is the window: real contexts, -1 elsewhere.
-    assert request.exclude.shape[0] == request.positives.shape[0]
-    assert (request.exclude >= -1).all() and (request.exclude >= 0).any()
+    assert torch.equal(request.exclude, contexts.masked_fill(~mask, -1))
 
 
 def test_exclude_window_masks_every_word_of_the_window(topic_corpus_file: Path) -> None:
@@ -131,15 +142,17 @@ def test_hard_negatives_score_higher_than_their_base_inside_the_task(
     topic_corpus_file: Path,
 ) -> None:
     pl.seed_everything(0, verbose=False)
-    task, data = make(topic_corpus_file, UnigramSampler(seed=0), num_negatives=3)
-    trainer().fit(task, data)  # a trained model, then compare samplers on it
+    sampler = Recording()
+    task, data = make(topic_corpus_file, sampler, num_negatives=3)
+    trainer().fit(task, data)  # a trained model, then compare samplers on its last update
+    request = sampler.requests[-1]
+    scorer, centers = request.scorer, request.positives
+    assert isinstance(scorer, WindowScorer)
     counts = torch.as_tensor(data.counts, dtype=torch.float64)
-    centers = torch.randint(0, data.vocab_size, (500,), generator=torch.Generator().manual_seed(0))
     base = UnigramSampler(seed=3)
     hard = HardNegativeSampler(UnigramSampler(), pool_size=16, seed=3)
     base.setup(counts)
     hard.setup(counts)
-    scorer = task.embeddings.score
     plain = base.sample(centers, 3, anchors=centers, scorer=scorer)
     mined = hard.sample(centers, 3, anchors=centers, scorer=scorer)
     plain_scores = scorer(centers, plain.ids)[plain.mask].mean()
@@ -181,3 +194,16 @@ def test_memory_bank_state_is_saved_and_restored_with_the_task(
     assert torch.equal(
         restored.sampler.sample(positives, 4).ids, bank.sample(positives, 4).ids
     )
+
+
+def test_setup_outside_fit_keeps_the_sampler_state(topic_corpus_file: Path) -> None:
+    task, data = make(topic_corpus_file, MemoryBankSampler(size=64, seed=0))
+    trainer(max_steps=3).fit(task, data)
+    bank = task.sampler
+    assert isinstance(bank, MemoryBankSampler)
+    before = bank.contents()
+    assert before.numel() > 0
+    task.setup("validate")  # e.g. trainer.validate after fit: the queue must survive
+    assert torch.equal(bank.contents(), before)
+    task.setup("fit")  # a new fit starts afresh
+    assert bank.contents().numel() == 0
