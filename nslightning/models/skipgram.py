@@ -75,17 +75,19 @@ class SkipGramEmbeddings(nn.Module):
             window = (self.input.weight[contexts] * weight).sum(1) / weight.sum(1).clamp_min(1.0)
             return torch.bmm(self.output.weight[candidates], window.unsqueeze(-1)).squeeze(-1)
 
-    def output_similarity(self, anchors: Tensor, items: Tensor) -> Tensor:
-        """``output[anchor] . output[item]`` for every pair, no gradient: ``(A,)``, ``(C,)`` ->
+    def context_scores(self, anchors: Tensor, items: Tensor) -> Tensor:
+        """``input[anchor] . output[item]`` for every pair, no gradient: ``(A,)``, ``(C,)`` ->
         ``(A, C)``.
 
-        Training pushes a center's window vector towards its output vector, so this is the
-        id-level stand-in for :meth:`window_scores` when there is no window: words predicted in
-        the same contexts as the anchor (what hard-negative mining over the vocabulary needs).
+        The model's score of each item as a context of the anchor: what hard-negative mining
+        over the whole vocabulary ranks by, before the window re-scores the pool. (Ranking the
+        whole vocabulary by similarity to the center's output vector instead selects the
+        center's substitutes, which are false negatives: on the bundled corpus it made WS353
+        negative.)
         """
         with torch.no_grad():
-            output = self.output.weight
-            return output.index_select(0, anchors) @ output.index_select(0, items).T
+            inputs = self.input.weight.index_select(0, anchors)
+            return inputs @ self.output.weight.index_select(0, items).T
 
     def vectors(self) -> Tensor:
         """``(V, D)`` the word vectors (input table), detached."""
@@ -97,8 +99,8 @@ class WindowScorer:
 
     ``scorer(anchors (n,), candidates (n, M))`` scores the candidates of row ``i`` against row
     ``i``'s window (the anchors, the centers, only name the rows); ``scorer.mine(anchors (A,),
-    items (C,))`` scores any center ids against shared items for hard-negative mining over the
-    vocabulary.
+    items (C,))`` scores any center ids against shared items (see
+    :meth:`SkipGramEmbeddings.context_scores`) for hard-negative mining over the vocabulary.
     """
 
     def __init__(self, embeddings: SkipGramEmbeddings, contexts: Tensor, mask: Tensor) -> None:
@@ -115,4 +117,4 @@ class WindowScorer:
         return self.embeddings.window_scores(self.contexts, self.mask, candidates)
 
     def mine(self, anchors: Tensor, items: Tensor) -> Tensor:
-        return self.embeddings.output_similarity(anchors, items)
+        return self.embeddings.context_scores(anchors, items)

@@ -97,8 +97,12 @@ class MemoryBankSampler(NegativeSampler):
         slots = (u * self.filled).long().clamp_(max=self.size - 1)
         ids = self.bank[slots]
         valid = ids != EMPTY  # only when nothing could be enqueued yet
-        share = position_counts(self.bank)[slots].float() / self.filled.clamp_min(1)
-        return Draw(ids.clamp_min(0), share.log(), valid)
+        ids = ids.clamp_min(0)
+        if ids.numel() < self.size:  # count the drawn ids only
+            log_q = log_frequency(ids, self.bank, self.filled)
+        else:  # count every slot once, then look the slots up
+            log_q = (position_counts(self.bank)[slots].float() / self.filled.clamp_min(1)).log()
+        return Draw(ids, log_q, valid)
 
     def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:
         """``log(count of the id in the queue / filled)``; ``-inf`` for ids not queued."""

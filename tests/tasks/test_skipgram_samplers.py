@@ -107,10 +107,10 @@ def test_task_passes_centers_as_anchors_and_a_window_scorer(topic_corpus_file: P
     pair = torch.einsum("ncd,md->ncm", inputs, weights.output.weight.detach()[:6])
     expected = (pair * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
     torch.testing.assert_close(request.scorer(request.anchors, candidates), expected)
-    # ...and mining over the vocabulary uses output-vector similarity of the anchor ids.
+    # ...and mining over the vocabulary scores the items as contexts of the anchor ids.
     anchors, items = request.positives[:3], torch.arange(5)
-    output = weights.output.weight.detach()
-    torch.testing.assert_close(request.scorer.mine(anchors, items), output[anchors] @ output[:5].T)
+    output, input_ = weights.output.weight.detach(), weights.input.weight.detach()
+    torch.testing.assert_close(request.scorer.mine(anchors, items), input_[anchors] @ output[:5].T)
     with pytest.raises(ValueError, match="rows"):
         request.scorer(anchors, candidates[:3])
     # exclude is the window: real contexts, -1 elsewhere.
