@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -107,6 +107,20 @@ def hit_mask(ids: Tensor, positives: Tensor, exclude: Tensor | None) -> Tensor:
     return hits
 
 
+def check_id_range(ids: Tensor, low: int, high: int, what: str, fix: str) -> None:
+    """Raises ``IndexError`` naming ``what`` and ``fix`` if ``ids`` leave ``[low, high)``.
+
+    Only on the CPU: reading the range back from an accelerator would stall it.
+    """
+    if ids.device.type != "cpu" or ids.numel() == 0:
+        return
+    seen_low, seen_high = int(ids.min()), int(ids.max())
+    if seen_low < low or seen_high >= high:
+        raise IndexError(
+            f"{what} out of range [{low}, {high}): saw {seen_low}..{seen_high}; {fix}"
+        )
+
+
 class NegativeSampler(nn.Module, ABC):
     """Base class: validates input, owns the generator, delegates drawing to :meth:`_draw`.
 
@@ -114,10 +128,27 @@ class NegativeSampler(nn.Module, ABC):
         seed: base seed of the sampler's generator; rank ``r`` uses ``seed + r``.
     """
 
+    never_drawn_ids: Tensor
+
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         self.stream = RandomStream(seed)
         self.num_items = 0
+
+    def _set_never_drawn(self, never_drawn: Sequence[int] | None) -> None:
+        """Keeps ids that are never drawn (padding, ``<unk>``): sorted and distinct as
+        ``never_drawn``, and as the buffer ``never_drawn_ids`` (moved with the sampler, not
+        saved: it comes from the constructor)."""
+        self.never_drawn = sorted({int(i) for i in never_drawn or ()})
+        self.register_buffer(
+            "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
+        )
+
+    def drawable(self, ids: Tensor) -> Tensor:
+        """``True`` where an id is not in ``never_drawn`` (same shape as ``ids``)."""
+        if not self.never_drawn:
+            return torch.ones_like(ids, dtype=torch.bool)
+        return ~torch.isin(ids, self.never_drawn_ids)
 
     # ------------------------------------------------------------------ public interface
     def setup(self, counts: Tensor) -> None:
@@ -274,20 +305,15 @@ class NegativeSampler(nn.Module, ABC):
                 f"exclude must have shape (*positives.shape, C), positives being "
                 f"{tuple(positives.shape)}; got {tuple(exclude.shape)}. Pad rows with -1."
             )
-        if positives.device.type == "cpu" and positives.numel() > 0:
-            low, high = int(positives.min()), int(positives.max())
-            if low < 0 or high >= self.num_items:
-                raise IndexError(
-                    f"positive id out of range [0, {self.num_items}): saw {low}..{high}; "
-                    "the ids must come from the vocabulary the sampler was set up with."
-                )
-        if exclude is not None and exclude.device.type == "cpu" and exclude.numel() > 0:
-            low, high = int(exclude.min()), int(exclude.max())
-            if low < -1 or high >= self.num_items:
-                raise IndexError(
-                    f"exclude id out of range [0, {self.num_items}) (-1 pads): saw "
-                    f"{low}..{high}; the ids must come from the sampler's vocabulary."
-                )
+        check_id_range(
+            positives, 0, self.num_items, "positive id",
+            "the ids must come from the vocabulary the sampler was set up with.",
+        )
+        if exclude is not None:
+            check_id_range(
+                exclude, -1, self.num_items, "exclude id",
+                "the ids must come from the sampler's vocabulary (-1 pads).",
+            )
 
     # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:

@@ -9,7 +9,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler, Scorer, hit_mask
+from nslightning.samplers.base import (
+    Draw,
+    DrawRequest,
+    NegativeSampler,
+    Scorer,
+    check_id_range,
+    hit_mask,
+)
 from nslightning.samplers.batch_counts import repeated_in_row
 
 Selection = Literal["topk", "softmax"]
@@ -55,8 +62,6 @@ class HardNegativeSampler(NegativeSampler):
         never_drawn: index mode: ids never mined (padding, ``<unk>``).
         seed: base seed (the base sampler's seed is derived from it).
     """
-
-    never_drawn_ids: Tensor
 
     index: Tensor
     age: Tensor
@@ -106,10 +111,7 @@ class HardNegativeSampler(NegativeSampler):
         self.refresh_every = refresh_every
         self.num_anchors = num_anchors
         self.chunk_size = chunk_size
-        self.never_drawn = sorted({int(i) for i in never_drawn or ()})
-        self.register_buffer(
-            "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
-        )
+        self._set_never_drawn(never_drawn)
         self.register_buffer("index", torch.empty((0, pool_size), dtype=torch.int32))
         self.register_buffer("age", torch.empty(0, dtype=torch.int64))
         self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
@@ -161,8 +163,7 @@ class HardNegativeSampler(NegativeSampler):
         else:
             candidates = self._index_pool(flat_anchors, scorer)
             usable = torch.ones_like(candidates, dtype=torch.bool)
-            if self.never_drawn:
-                usable &= ~torch.isin(candidates, self.never_drawn_ids)
+            usable &= self.drawable(candidates)
             exclude = request.exclude
             if exclude is not None:
                 exclude = exclude.reshape(rows, exclude.shape[-1])
@@ -214,13 +215,10 @@ class HardNegativeSampler(NegativeSampler):
     # ------------------------------------------------------------------ index mode
     def _index_pool(self, anchors: Tensor, scorer: Scorer) -> Tensor:
         """``(R, pool_size)`` long: the anchors' index entries, mined again where stale."""
-        if anchors.device.type == "cpu" and anchors.numel() > 0:
-            low, high = int(anchors.min()), int(anchors.max())
-            if low < 0 or high >= self.index.shape[0]:
-                raise IndexError(
-                    f"anchor id out of range [0, {self.index.shape[0]}) of the hard-negative "
-                    f"index: saw {low}..{high}; set num_anchors to the number of anchor ids."
-                )
+        check_id_range(
+            anchors, 0, self.index.shape[0], "anchor id of the hard-negative index",
+            "set num_anchors to the number of anchor ids.",
+        )
         self.calls += 1
         age = self.age[anchors]
         stale = (age < 0) | (self.calls - age >= self.refresh_every)
@@ -235,7 +233,6 @@ class HardNegativeSampler(NegativeSampler):
         vocab = self.num_items
         chunk = min(self.chunk_size, vocab)
         block = max(1, MINING_SCORES // (chunk + self.pool_size))
-        never = self.never_drawn_ids
         mined = []
         for start in range(0, anchors.numel(), block):
             rows = anchors[start : start + block]
@@ -248,8 +245,8 @@ class HardNegativeSampler(NegativeSampler):
                 items = torch.arange(first, min(first + chunk, vocab), device=anchors.device)
                 candidates = items.expand(rows.numel(), -1)
                 scores = self._mining_scores(scorer, rows, items)
-                if never.numel():
-                    scores = scores.masked_fill(torch.isin(items, never)[None, :], float("-inf"))
+                if self.never_drawn:
+                    scores = scores.masked_fill(~self.drawable(items)[None, :], float("-inf"))
                 merged_scores = torch.cat([best_scores, scores], dim=1)
                 merged_ids = torch.cat([best_ids, candidates], dim=1)
                 best_scores, where = merged_scores.topk(self.pool_size, dim=1)

@@ -42,25 +42,15 @@ class InBatchSampler(NegativeSampler):
             usual in-batch softmax).
     """
 
-    never_drawn_ids: Tensor
-
     def __init__(
         self, seed: int = 0, never_drawn: Sequence[int] | None = None, all_others: bool = False
     ) -> None:
         super().__init__(seed=seed)
         self.all_others = bool(all_others)
-        self.never_drawn = sorted({int(i) for i in never_drawn or ()})
-        self.register_buffer(
-            "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
-        )
+        self._set_never_drawn(never_drawn)
 
     def _setup(self, counts: Tensor) -> None:
         pass  # the batch is the distribution
-
-    def _drawable(self, flat: Tensor) -> Tensor:
-        if not self.never_drawn:
-            return torch.ones_like(flat, dtype=torch.bool)
-        return ~torch.isin(flat, self.never_drawn_ids)
 
     def _draw(self, request: DrawRequest) -> Draw:
         positives = request.positives
@@ -69,7 +59,7 @@ class InBatchSampler(NegativeSampler):
         columns = max(num - 1, 0)
         if not self.all_others:
             columns = min(request.num_negatives, columns)
-        drawable = self._drawable(flat)
+        drawable = self.drawable(flat)
         if columns == num - 1:
             rows = torch.arange(num, device=flat.device)[:, None]
             others = torch.arange(columns, device=flat.device)[None, :]
@@ -143,7 +133,7 @@ class InBatchSampler(NegativeSampler):
         ids not in the batch."""
         flat = positives.reshape(-1).long()
         rows = ids.reshape(flat.numel(), -1)
-        log_q = self._row_log_frequency(rows, flat, self._drawable(flat))
+        log_q = self._row_log_frequency(rows, flat, self.drawable(flat))
         log_q = log_q.masked_fill(rows == flat[:, None], float("-inf"))
         return log_q.view(ids.shape)
 

@@ -30,8 +30,6 @@ class MemoryBankSampler(NegativeSampler):
         never_drawn: ids that are never enqueued (padding, ``<unk>``).
     """
 
-    never_drawn_ids: Tensor
-
     bank: Tensor
     cursor: Tensor
     filled: Tensor
@@ -42,10 +40,7 @@ class MemoryBankSampler(NegativeSampler):
         super().__init__(seed=seed)
         if size < 1:
             raise ValueError(f"MemoryBankSampler size must be >= 1, got {size}.")
-        self.never_drawn = sorted({int(i) for i in never_drawn or ()})
-        self.register_buffer(
-            "never_drawn_ids", torch.tensor(self.never_drawn, dtype=torch.int64), persistent=False
-        )
+        self._set_never_drawn(never_drawn)
         self.register_buffer("bank", torch.full((size,), EMPTY, dtype=torch.int64))
         self.register_buffer("cursor", torch.zeros((), dtype=torch.int64))
         self.register_buffer("filled", torch.zeros((), dtype=torch.int64))
@@ -62,9 +57,7 @@ class MemoryBankSampler(NegativeSampler):
     def enqueue(self, ids: Tensor) -> None:
         """Appends ``ids`` (any shape, flattened in order) to the queue, dropping the oldest."""
         flat = ids.reshape(-1).long()
-        keep = torch.ones_like(flat, dtype=torch.bool)
-        if self.never_drawn:
-            keep = ~torch.isin(flat, self.never_drawn_ids)
+        keep = self.drawable(flat)
         order = keep.cumsum(0)  # 1-based position among the kept ids
         kept = order[-1] if flat.numel() else order.new_zeros(())
         write = keep & (order > kept - self.size)  # only the last `size` kept ids survive

@@ -54,10 +54,9 @@ class TableSampler(NegativeSampler):
         redraw: bool = False,
     ) -> None:
         super().__init__(seed=seed)
-        excluded = sorted({int(i) for i in never_drawn or ()})
-        if excluded and excluded[0] < 0:
-            raise ValueError(f"never_drawn ids must be >= 0, got {excluded[0]}.")
-        self.never_drawn = excluded
+        self._set_never_drawn(never_drawn)
+        if self.never_drawn and self.never_drawn[0] < 0:
+            raise ValueError(f"never_drawn ids must be >= 0, got {self.never_drawn[0]}.")
         self.unique = bool(unique)
         self.redraw = bool(redraw)
         self.support = 0
