@@ -6,6 +6,23 @@ import torch
 from torch import Tensor
 
 
+def count_in(ids: Tensor, population: Tensor) -> Tensor:
+    """How many entries of ``population`` equal each id, by sort and binary search (no
+    ``bincount``, whose size would be read back from an accelerator).
+
+    Args:
+        ids: ``(*)`` long ids to look up.
+        population: ``(P,)`` long ids.
+
+    Returns:
+        ``(*)`` long counts.
+    """
+    ordered = population.sort().values
+    flat = ids.reshape(-1)
+    count = torch.searchsorted(ordered, flat, right=True) - torch.searchsorted(ordered, flat)
+    return count.view(ids.shape)
+
+
 def log_frequency(ids: Tensor, population: Tensor, size: Tensor | int) -> Tensor:
     """``log(count of each id in population / size)``; ``-inf`` for ids absent from it.
 
@@ -17,23 +34,8 @@ def log_frequency(ids: Tensor, population: Tensor, size: Tensor | int) -> Tensor
     Returns:
         ``(*)`` float32.
     """
-    ordered = population.sort().values
-    flat = ids.reshape(-1)
-    count = torch.searchsorted(ordered, flat, right=True) - torch.searchsorted(ordered, flat)
     size_tensor = torch.as_tensor(size, device=ids.device, dtype=torch.float32).clamp_min(1.0)
-    return (count.float() / size_tensor).log().view(ids.shape)
-
-
-def position_counts(population: Tensor) -> Tensor:
-    """``(P,)`` long: how many entries of ``population`` equal the entry at each position.
-
-    Sort and binary search only (no ``bincount``, whose size would be read back from the
-    device).
-    """
-    ordered = population.sort().values
-    return torch.searchsorted(ordered, population, right=True) - torch.searchsorted(
-        ordered, population
-    )
+    return (count_in(ids, population).float() / size_tensor).log()
 
 
 def repeated_in_row(candidates: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
-from nslightning.samplers.batch_counts import log_frequency, position_counts, repeated_in_row
+from nslightning.samplers.batch_counts import count_in, log_frequency, repeated_in_row
 
 MAX_KEYS = 1 << 22  # random keys held at once when choosing among all positions of the batch
 
@@ -118,7 +118,7 @@ class InBatchSampler(NegativeSampler):
         """``(N, M)`` ``log(count(id) / (N' - c_i))`` for ``ids (N, M)``, rows of ``flat``
         (``log(count / N')`` for copies of the row's own positive)."""
         population = flat.masked_fill(~drawable, -1)
-        counts = position_counts(population)
+        counts = count_in(population, population)
         own = torch.where(drawable, counts, torch.zeros_like(counts))  # c_i
         candidates = (drawable.sum() - own).clamp_min(1)
         log_count = log_frequency(ids, population, 1)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
-from nslightning.samplers.batch_counts import log_frequency, position_counts
+from nslightning.samplers.batch_counts import count_in, log_frequency
 
 EMPTY = -1
 
@@ -94,7 +94,7 @@ class MemoryBankSampler(NegativeSampler):
         if ids.numel() < self.size:  # count the drawn ids only
             log_q = log_frequency(ids, self.bank, self.filled)
         else:  # count every slot once, then look the slots up
-            log_q = (position_counts(self.bank)[slots].float() / self.filled.clamp_min(1)).log()
+            log_q = (count_in(self.bank, self.bank)[slots].float() / self.filled.clamp_min(1)).log()
         return Draw(ids, log_q, valid)
 
     def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:

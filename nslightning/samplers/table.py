@@ -15,6 +15,7 @@ from torch import Tensor
 
 from nslightning.samplers.alias import build_alias_table, draw_from_alias
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler, hit_mask
+from nslightning.samplers.batch_counts import repeated_in_row
 
 MAX_REDRAW_ROUNDS = 64
 UNIQUE_STREAM_LIMIT = 1 << 16  # draws per row before unique sampling gives up
@@ -234,10 +235,7 @@ def first_unique(
         float64 draws consumed up to the ``num``-th distinct id (skipped draws excluded), and
         ``done (R,)`` bool.
     """
-    values, order = stream.sort(dim=1, stable=True)
-    new_in_sorted = torch.ones_like(values, dtype=torch.bool)
-    new_in_sorted[:, 1:] = values[:, 1:] != values[:, :-1]
-    first = torch.empty_like(new_in_sorted).scatter_(1, order, new_in_sorted)
+    first = ~repeated_in_row(stream)
     if skip is not None:
         first &= ~skip
     rank = first.cumsum(dim=1)
