@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from nslightning.random_stream import RandomStream
-from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler, derived_seed
+from nslightning.samplers.base import Draw, DrawRequest, Negatives, NegativeSampler, derived_seed
 
 SHARE_TOLERANCE = 1e-6
 
@@ -91,8 +91,7 @@ class MixedSampler(NegativeSampler):
             self.split_stream.load_state_dict(state["split"])
 
     def _setup(self, counts: Tensor) -> None:
-        for sampler in self.samplers:
-            assert isinstance(sampler, NegativeSampler)
+        for sampler in self.components():
             sampler.setup(counts)
 
     def split(self, num_negatives: int, generator: torch.Generator | None = None) -> list[int]:
@@ -124,9 +123,8 @@ class MixedSampler(NegativeSampler):
     def _draw(self, request: DrawRequest) -> Draw:
         device = request.positives.device
         split = self.split(request.num_negatives)
-        parts = []
-        for sampler, columns in zip(self.samplers, split, strict=True):
-            assert isinstance(sampler, NegativeSampler)
+        parts: list[tuple[NegativeSampler, Negatives]] = []
+        for sampler, columns in zip(self.components(), split, strict=True):
             if columns == 0:
                 sampler.observe(request.positives)  # a memory bank still sees the batch
                 continue
@@ -136,40 +134,40 @@ class MixedSampler(NegativeSampler):
             parts.append((sampler, sampler.draw(sub)))
         ids = torch.cat([negatives.ids for _, negatives in parts], dim=-1)
         valid = torch.cat([negatives.mask for _, negatives in parts], dim=-1)
-        drawn = [negatives.ids.shape[-1] for _, negatives in parts]
-        log_q = self._mixture_log_q(
-            ids, request, [(sampler, n) for (sampler, _), n in zip(parts, drawn, strict=True)]
-        )
+        total = max(ids.shape[-1], 1)  # an in-batch part may have drawn nothing
+        weights = [(sampler, negatives.ids.shape[-1] / total) for sampler, negatives in parts]
+        log_q = mixture_log_prob(weights, ids, request.positives, request.exclude)
         return Draw(ids, log_q, valid)
-
-    def _mixture_log_q(
-        self, ids: Tensor, request: DrawRequest, weights: list[tuple[NegativeSampler, int]]
-    ) -> Tensor | None:
-        total = sum(n for _, n in weights)
-        terms = []
-        for sampler, n in weights:
-            if n == 0:
-                continue
-            log_prob = sampler.log_prob(ids, request.positives, request.exclude)
-            if log_prob is None:
-                return None
-            terms.append(log_prob + math.log(n / total))
-        if not terms:
-            return ids.new_full(ids.shape, float("-inf"), dtype=torch.float32)
-        return torch.logsumexp(torch.stack(terms), dim=0)
 
     def log_prob(
         self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None
     ) -> Tensor | None:
         """The mixture's log probability with the nominal shares."""
-        terms = []
-        for sampler, share in zip(self.samplers, self.shares, strict=True):
-            assert isinstance(sampler, NegativeSampler)
-            log_prob = sampler.log_prob(ids, positives, exclude)
-            if log_prob is None:
-                return None
-            terms.append(log_prob + math.log(share))
-        return torch.logsumexp(torch.stack(terms), dim=0)
+        weights = list(zip(self.components(), self.shares, strict=True))
+        return mixture_log_prob(weights, ids, positives, exclude)
 
     def extra_repr(self) -> str:
         return f"shares={self.shares}, " + super().extra_repr()
+
+
+
+def mixture_log_prob(
+    weights: list[tuple[NegativeSampler, float]],
+    ids: Tensor,
+    positives: Tensor,
+    exclude: Tensor | None,
+) -> Tensor | None:
+    """``log sum_c w_c q_c(ids)`` over components with ``w_c > 0``; ``None`` if a component has
+    no ``log_prob``, ``-inf`` everywhere if no component has weight."""
+    terms = []
+    for sampler, weight in weights:
+        if weight == 0:
+            continue
+        log_prob = sampler.log_prob(ids, positives, exclude)
+        if log_prob is None:
+            return None
+        terms.append(log_prob + math.log(weight))
+    if not terms:
+        return ids.new_full(ids.shape, float("-inf"), dtype=torch.float32)
+    return torch.logsumexp(torch.stack(terms), dim=0)
+

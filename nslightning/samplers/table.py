@@ -129,10 +129,14 @@ class TableSampler(NegativeSampler):
         ids = ids.view(shape)
         if self.redraw:
             self._redraw_hits(ids, positives, exclude, request.generator)
-        log_q = self.log_probs.index_select(0, ids.view(-1)).view(shape)
+        return Draw(ids, self._draw_log_q(ids, positives, exclude))
+
+    def _draw_log_q(self, ids: Tensor, positives: Tensor, exclude: Tensor | None) -> Tensor:
+        """``(*, M)`` log probability of one draw of ``ids``, renormalised by ``redraw``."""
+        log_q = self.log_probs.index_select(0, ids.reshape(-1)).view(ids.shape)
         if self.redraw:
             log_q = log_q - self._log1m_hit_mass(positives, exclude).unsqueeze(-1)
-        return Draw(ids, log_q)
+        return log_q
 
     def _redraw_hits(
         self, ids: Tensor, positives: Tensor, exclude: Tensor | None, generator: torch.Generator
@@ -203,9 +207,8 @@ class TableSampler(NegativeSampler):
 
     def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:
         """Log probability of one draw (``unique`` aside), redraw renormalisation included."""
-        log_q = self.log_probs[ids]
-        if self.redraw:
-            log_q = log_q - self._log1m_hit_mass(positives, exclude).unsqueeze(-1)
+        log_q = self._draw_log_q(ids, positives, exclude)
+        if self.redraw:  # a hit is never what a redrawn row ends with
             log_q = log_q.masked_fill(hit_mask(ids, positives, exclude), float("-inf"))
         return log_q
 
