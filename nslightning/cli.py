@@ -15,11 +15,18 @@ import nslightning.tasks  # noqa: F401 - registers the classes for short names o
 
 
 class NSLightningCLI(LightningCLI):
-    """LightningCLI whose model receives ``vocab_size`` from the DataModule's vocabulary."""
+    """LightningCLI whose model receives its sizes from the DataModule.
+
+    ``data.vocab_size`` goes to ``model.init_args.vocab_size``; a DataModule with anchors
+    (``PairDataModule``) also passes ``num_anchors`` (ignored by tasks without it).
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(
             "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data.num_anchors", "model.init_args.num_anchors", apply_on="instantiate"
         )
 
 

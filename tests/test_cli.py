@@ -144,3 +144,79 @@ def test_every_sampler_config_trains_from_the_command_line(
     with open(metrics_file, encoding="utf-8") as handle:
         columns = set(next(csv.reader(handle)))
     assert {"sampler/hit_rate", "sampler/unique_fraction", "sampler/score_gap"} <= columns
+
+
+# ----------------------------------------------------------------- the contrastive configs
+def contrastive_args(config: str, *extra: str) -> list[str]:
+    return [
+        "-c", str(CONFIGS / config), "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "3", "--trainer.check_val_every_n_epoch", "1",
+        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+        "--model.dim", "8", "--model.diagnostics_every", "1", *extra,
+    ]
+
+
+def metric_columns(folder: Path) -> set[str]:
+    metrics_file = next(folder.glob("version_*/metrics.csv"))
+    with open(metrics_file, encoding="utf-8") as handle:
+        return set(next(csv.reader(handle)))
+
+
+def test_contrastive_config_trains_on_the_lee_relation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *contrastive_args("contrastive.yaml")])
+    columns = metric_columns(tmp_path / "outputs/contrastive/logs")
+    assert {"train/loss", "train/lam", "val/mrr", "val/mean_rank", "val/map", "val/hits@10",
+            "val/lee_pearson", "val/lee_spearman", "sampler/hit_rate"} <= columns
+    documents = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "outputs/contrastive/documents.txt")
+    )
+    assert len(documents) == 350 and "lee:49" in documents and documents.vector_size == 8
+
+
+def test_pairs_config_trains_on_a_user_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "child,parent\n" + "".join(f"n{i},n{i // 2}\nn{i},n0\n" for i in range(2, 40)),
+        encoding="utf-8",
+    )
+    main(["fit", *contrastive_args(
+        "contrastive_pairs.yaml", "--data.path", str(pairs), "--data.header", "true"
+    )])
+    columns = metric_columns(tmp_path / "outputs/pairs/logs")
+    assert {"train/loss", "val/mrr", "val/map", "val/mean_rank"} <= columns
+    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/pairs/vectors.txt"))
+    assert len(vectors) == 40 and vectors.vector_size == 8
+
+
+@pytest.mark.parametrize(
+    ("fragment", "class_name"),
+    [
+        ("weighted.yaml", "WeightedContrastiveLoss"),
+        ("weighted_warmup.yaml", "WeightedContrastiveLoss"),
+        ("info_nce.yaml", "InfoNCELoss"),
+        ("debiased.yaml", "DebiasedContrastiveLoss"),
+        ("hard_reweighted.yaml", "HardNegativeContrastiveLoss"),
+    ],
+)
+def test_loss_swap(fragment: str, class_name: str) -> None:
+    cli = build_cli(
+        contrastive_args("contrastive.yaml", "--model.loss", str(CONFIGS / "losses" / fragment)),
+        run=False,
+    )
+    assert type(cli.model.loss).__name__ == class_name
+    assert cli.model.vocab_size == cli.datamodule.vocab_size
+    assert cli.model.embeddings.num_anchors == cli.datamodule.num_anchors == 350
+
+
+def test_missing_pair_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="pair file .* not found"):
+        build_cli(
+            contrastive_args("contrastive_pairs.yaml", "--data.path", str(tmp_path / "no.tsv")),
+            run=False,
+        )

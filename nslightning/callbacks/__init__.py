@@ -1,5 +1,10 @@
 """Callbacks: evaluation, export and throughput."""
 
+from nslightning.callbacks.document_similarity import (
+    LeeDocumentSimilarity,
+    lee_correlations,
+    lee_judgments,
+)
 from nslightning.callbacks.export import Word2VecExport
 from nslightning.callbacks.throughput import Throughput
 from nslightning.callbacks.word2vec_format import save_word2vec_format
@@ -11,10 +16,13 @@ from nslightning.callbacks.word_vector_evaluation import (
 )
 
 __all__ = [
+    "LeeDocumentSimilarity",
     "Throughput",
     "Word2VecExport",
     "WordVectorEvaluation",
     "evaluate_keyed_vectors",
+    "lee_correlations",
+    "lee_judgments",
     "nearest_neighbours",
     "save_word2vec_format",
     "to_keyed_vectors",

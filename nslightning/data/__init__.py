@@ -3,6 +3,9 @@
 from nslightning.data.corpus import builtin_corpora, read_lines, read_sentences, resolve_paths
 from nslightning.data.encoding import EncodedCorpus, encode_corpus
 from nslightning.data.keras import make_sampling_table, skipgrams
+from nslightning.data.known_positives import KnownPositives
+from nslightning.data.pair_datamodule import PairDataModule
+from nslightning.data.pair_files import builtin_relations, read_pairs
 from nslightning.data.skipgram_datamodule import SkipGramDataModule
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.vocabulary import Vocabulary
@@ -10,14 +13,18 @@ from nslightning.data.windows import SkipGramBatch, skipgram_windows
 
 __all__ = [
     "EncodedCorpus",
+    "KnownPositives",
+    "PairDataModule",
     "SkipGramBatch",
     "SkipGramDataModule",
     "Vocabulary",
     "builtin_corpora",
+    "builtin_relations",
     "encode_corpus",
     "keep_probabilities",
     "make_sampling_table",
     "read_lines",
+    "read_pairs",
     "read_sentences",
     "resolve_paths",
     "skipgram_windows",

@@ -122,6 +122,10 @@ class SkipGramDataModule(pl.LightningDataModule):
     def vocabulary(self) -> Vocabulary:
         return self.encoded.vocabulary
 
+    def vocabularies(self) -> dict[str, Vocabulary]:
+        """The vocabulary of each embedding table (for export)."""
+        return {"words": self.vocabulary}
+
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary)

@@ -271,6 +271,10 @@ class SkipGramTask(pl.LightningModule):
                 )
         return optimizer
 
+    def embedding_tables(self) -> dict[str, Tensor]:
+        """The exportable tables: ``words``, the word vectors."""
+        return {"words": self.word_vectors()}
+
     def word_vectors(self) -> Tensor:
         """``(V, D)`` the trained word vectors (word2vec's syn0), float32 on the CPU."""
         return self.embeddings.vectors().float().cpu()

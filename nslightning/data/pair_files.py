@@ -1,0 +1,148 @@
+"""Pair files: two-column TSV/CSV relations (``anchor, item[, weight]``) and built-in relations.
+
+Built-in relations, made from files that gensim ships (offline):
+
+- ``lee-doc-words``: document -> word pairs of gensim's Lee corpus, the 300 background
+  documents (``bg:0`` ...) and the 50 documents with human similarity judgments (``lee:0`` ...
+  ``lee:49``); words lower-cased by ``gensim.utils.simple_preprocess``, stop words removed,
+  weight = the word's count in the document (a PV-DBOW training set).
+- ``gensim-hypernyms``: the 94 WordNet mammal (hyponym, hypernym) pairs of gensim's Poincaré
+  tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from nslightning.data.corpus import read_lines
+
+LEE_DOC_WORDS = "lee-doc-words"
+GENSIM_HYPERNYMS = "gensim-hypernyms"
+
+
+def builtin_relations() -> tuple[str, ...]:
+    """Names accepted in place of a pair file."""
+    return (LEE_DOC_WORDS, GENSIM_HYPERNYMS)
+
+
+@dataclass
+class PairTable:
+    """Pairs of string ids, as read.
+
+    Attributes:
+        anchors: the first column.
+        items: the second column.
+        weights: the third column, or ``None`` when the relation has two columns.
+    """
+
+    anchors: list[str]
+    items: list[str]
+    weights: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+def read_pairs(
+    source: str | os.PathLike[str], delimiter: str | None = None, header: bool = False
+) -> PairTable:
+    """Reads a relation: a built-in name or a two- or three-column TSV/CSV file.
+
+    Args:
+        source: a built-in name (:func:`builtin_relations`) or a file (``.gz``/``.bz2`` read
+            transparently).
+        delimiter: the column separator; by default ``,`` for ``.csv`` files and a tab
+            otherwise.
+        header: the first line names the columns and is skipped.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a line has fewer than two or more than three columns, an empty id, a weight
+            that is not a finite number ``>= 0``, or the file holds no pairs.
+    """
+    text = os.fspath(source)
+    if text == LEE_DOC_WORDS:
+        return lee_document_words()
+    if text == GENSIM_HYPERNYMS:
+        from gensim.test.utils import datapath
+
+        return read_pairs(datapath("poincare_hypernyms_large.tsv"))
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pair file {text!r} not found: give a TSV/CSV file of 'anchor<TAB>item[<TAB>weight]' "
+            f"lines or one of {', '.join(builtin_relations())}."
+        )
+    if delimiter is None:
+        delimiter = "," if ".csv" in path.suffixes else "\t"
+    lines = read_lines(path)
+    if header:
+        next(lines, None)
+    table = PairTable([], [])
+    weights: list[float] = []
+    width = 0
+    for number, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1 + header):
+        if not row or all(not field.strip() for field in row):
+            continue
+        fields = [field.strip() for field in row]
+        if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
+            shown = delimiter.join(row)
+            raise ValueError(
+                f"{path}:{number}: expected 'anchor{_name(delimiter)}item' with an optional "
+                f"weight column, got {shown!r}; check the delimiter (--data.delimiter) and that "
+                "no column is missing."
+            )
+        if width and len(fields) != width:
+            raise ValueError(
+                f"{path}:{number}: {len(fields)} columns where earlier lines have {width}; give "
+                "every line a weight or none."
+            )
+        width = len(fields)
+        table.anchors.append(fields[0])
+        table.items.append(fields[1])
+        if width == 3:
+            weights.append(_weight(fields[2], path, number, header))
+    if not table.anchors:
+        raise ValueError(f"pair file {path} holds no pairs; it is empty or only has a header.")
+    table.weights = weights if width == 3 else None
+    return table
+
+
+def _weight(text: str, path: Path, number: int, header: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        hint = "" if header else " (if the first line names the columns, pass --data.header true)"
+        raise ValueError(f"{path}:{number}: weight {text!r} is not a number{hint}.") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{path}:{number}: weight {text!r} must be a finite number >= 0.")
+    return value
+
+
+def _name(delimiter: str) -> str:
+    return "<TAB>" if delimiter == "\t" else delimiter
+
+
+def lee_document_words() -> PairTable:
+    """Document -> word pairs of gensim's Lee corpus, weighted by counts (see the module)."""
+    from gensim.parsing.preprocessing import STOPWORDS
+    from gensim.test.utils import datapath
+    from gensim.utils import simple_preprocess
+
+    table = PairTable([], [], [])
+    assert table.weights is not None
+    for prefix, name in (("bg", "lee_background.cor"), ("lee", "lee.cor")):
+        # The Lee files are Latin-1 (one byte is not valid UTF-8).
+        text = Path(datapath(name)).read_bytes().decode("latin-1")
+        for number, line in enumerate(text.splitlines()):
+            words = Counter(w for w in simple_preprocess(line) if w not in STOPWORDS)
+            for word, count in sorted(words.items()):
+                table.anchors.append(f"{prefix}:{number}")
+                table.items.append(word)
+                table.weights.append(float(count))
+    return table

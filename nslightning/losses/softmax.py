@@ -1,0 +1,136 @@
+"""Softmax-family contrastive losses: InfoNCE / sampled softmax, debiased and hard-negative."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from nslightning.losses.contrastive import ContrastiveLoss
+from nslightning.losses.functional import debiased_contrastive_loss, info_nce_loss
+
+
+class InfoNCELoss(ContrastiveLoss):
+    """InfoNCE with a temperature; with ``correct_log_q``, the logQ-corrected sampled softmax.
+
+    See :func:`~nslightning.losses.functional.info_nce_loss`.
+
+    Args:
+        temperature: ``τ > 0``.
+        correct_log_q: subtract each negative's ``log q`` (needs a sampler that gives it; hard
+            negatives do not).
+    """
+
+    def __init__(self, temperature: float = 1.0, correct_log_q: bool = False) -> None:
+        super().__init__()
+        info_nce_loss(Tensor([0.0]), Tensor([[0.0]]), temperature=temperature)  # validates τ
+        self.temperature = temperature
+        self.correct_log_q = correct_log_q
+
+    def forward(
+        self,
+        pos_scores: Tensor,
+        neg_scores: Tensor,
+        neg_mask: Tensor | None = None,
+        log_q: Tensor | None = None,
+        weights: Tensor | None = None,
+    ) -> Tensor:
+        return info_nce_loss(
+            pos_scores, neg_scores, temperature=self.temperature, neg_mask=neg_mask,
+            log_q=_needed_log_q(self.correct_log_q, log_q), weights=weights,
+        )
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, correct_log_q={self.correct_log_q}"
+
+
+class DebiasedContrastiveLoss(ContrastiveLoss):
+    """Debiased contrastive loss (Chuang et al. 2020, "Debiased Contrastive Learning").
+
+    See :func:`~nslightning.losses.functional.debiased_contrastive_loss` (``beta = 0``).
+
+    Args:
+        temperature: ``τ > 0``.
+        tau_plus: ``τ+ ∈ [0, 1)``, the probability that a drawn negative is a positive.
+        min_score: lowest possible score (``-1`` for cosine) that bounds the negative mass.
+        correct_log_q: importance-weight the negatives towards a uniform draw with ``log q``.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        tau_plus: float = 0.1,
+        min_score: float = -1.0,
+        correct_log_q: bool = False,
+    ) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.tau_plus = tau_plus
+        self.min_score = min_score
+        self.correct_log_q = correct_log_q
+        self.beta = 0.0
+        self._validate()
+
+    def _validate(self) -> None:
+        debiased_contrastive_loss(
+            Tensor([0.0]), Tensor([[0.0]]), temperature=self.temperature,
+            tau_plus=self.tau_plus, beta=self.beta,
+        )
+
+    def forward(
+        self,
+        pos_scores: Tensor,
+        neg_scores: Tensor,
+        neg_mask: Tensor | None = None,
+        log_q: Tensor | None = None,
+        weights: Tensor | None = None,
+    ) -> Tensor:
+        return debiased_contrastive_loss(
+            pos_scores, neg_scores, temperature=self.temperature, tau_plus=self.tau_plus,
+            beta=self.beta, min_score=self.min_score, neg_mask=neg_mask,
+            log_q=_needed_log_q(self.correct_log_q, log_q), weights=weights,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, tau_plus={self.tau_plus}, beta={self.beta}, "
+            f"min_score={self.min_score}, correct_log_q={self.correct_log_q}"
+        )
+
+
+class HardNegativeContrastiveLoss(DebiasedContrastiveLoss):
+    """Hard-negative reweighting (Robinson et al. 2021, "Contrastive Learning with Hard
+    Negative Samples"): the debiased loss with negatives weighted by ``e^{β s/τ}``.
+
+    See :func:`~nslightning.losses.functional.debiased_contrastive_loss`.
+
+    Args:
+        temperature: ``τ > 0``.
+        tau_plus: ``τ+ ∈ [0, 1)``; 0 gives plain hard-negative reweighting.
+        beta: ``β >= 0``, the concentration on hard negatives.
+        min_score: lowest possible score (``-1`` for cosine) that bounds the negative mass.
+        correct_log_q: importance-weight the negatives towards a uniform draw with ``log q``.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.5,
+        tau_plus: float = 0.1,
+        beta: float = 1.0,
+        min_score: float = -1.0,
+        correct_log_q: bool = False,
+    ) -> None:
+        super().__init__(temperature, tau_plus, min_score, correct_log_q)
+        self.beta = beta
+        self._validate()
+
+
+def _needed_log_q(correct: bool, log_q: Tensor | None) -> Tensor | None:
+    """``log_q`` when the correction is on; a clear error when the sampler gave none."""
+    if not correct:
+        return None
+    if log_q is None:
+        raise ValueError(
+            "correct_log_q=True but the sampler gives no log_q (hard negatives are chosen by "
+            "score, not drawn from a known distribution): set correct_log_q false or use a "
+            "sampler that draws from a distribution."
+        )
+    return log_q

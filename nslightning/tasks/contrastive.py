@@ -1,0 +1,220 @@
+"""The weighted contrastive task: embeddings of a two-sided relation trained with negatives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from nslightning.data.known_positives import KnownPositives
+from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
+from nslightning.metrics.ranking import FilteredRanking
+from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
+from nslightning.samplers.base import NegativeSampler
+from nslightning.samplers.unigram import UnigramSampler
+from nslightning.tasks.sampler_logging import log_sampler_diagnostics
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+
+
+class ContrastiveTask(pl.LightningModule):
+    """Learns anchor and item embeddings from positive pairs and sampled negatives.
+
+    A training batch holds ``B`` positive pairs ``(anchor, item[, weight])``. The sampler draws
+    ``K`` negatives per pair in place of the item (it gets the items as positives, the anchors,
+    a :class:`~nslightning.models.PairScorer` for hard negatives, and up to ``max_exclude`` of
+    the anchor's known positives as ``exclude``). With ``filter_known`` a negative that is a
+    known (training) positive of its anchor is masked out of the loss, and hard-negative mining
+    scores known positives ``-inf``: the loss never pushes a true pair apart. The loss gets
+    ``(pos_scores (B,), neg_scores (B, K), mask, log_q, weights)``.
+
+    Validation ranks every item for each evaluated anchor (filtered ranks, see
+    :class:`~nslightning.metrics.FilteredRanking`) and logs ``val/mrr``, ``val/mean_rank``,
+    ``val/map`` and ``val/hits@k``.
+
+    Args:
+        vocab_size: number of items ``V`` (linked from the DataModule by the CLI).
+        num_anchors: number of anchors (linked too); ``None`` means the items' id space.
+        dim: vector size ``D``.
+        shared_embeddings: one table for anchors and items (needs one id space).
+        score: ``"dot"``, ``"cosine"`` or ``"euclidean"`` (negative distance).
+        num_negatives: ``K`` per pair.
+        sampler: where negatives come from; ``UnigramSampler(power=0.75)`` over the items'
+            training frequencies when ``None``.
+        loss: a :class:`~nslightning.losses.ContrastiveLoss`;
+            ``WeightedContrastiveLoss(lam=1.0)`` when ``None``.
+        optimizer: a factory ``params -> Optimizer``; the task sets its learning rate.
+        lr: learning rate.
+        filter_known: mask negatives that are known positives of their anchor.
+        max_exclude: how many of an anchor's known positives the sampler gets as ``exclude``
+            (samplers with ``redraw`` draw those again instead of wasting the slot); 0 for none.
+        init_scale: vectors start uniform in ``[-init_scale, init_scale)``.
+        sparse: sparse embedding gradients (use SGD, SparseAdam or Adagrad).
+        ranking_ks: the ``k`` of ``val/hits@k``.
+        diagnostics_every: log ``sampler/...`` diagnostics every this many steps; 0 for never.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_anchors: int | None = None,
+        dim: int = 64,
+        shared_embeddings: bool = False,
+        score: Score = "dot",
+        num_negatives: int = 10,
+        sampler: NegativeSampler | None = None,
+        loss: ContrastiveLoss | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        lr: float = 0.01,
+        filter_known: bool = True,
+        max_exclude: int = 32,
+        init_scale: float = 0.1,
+        sparse: bool = False,
+        ranking_ks: Sequence[int] = (1, 3, 10),
+        diagnostics_every: int = 100,
+    ) -> None:
+        super().__init__()
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}.")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}.")
+        if max_exclude < 0:
+            raise ValueError(f"max_exclude must be >= 0, got {max_exclude}.")
+        if diagnostics_every < 0:
+            raise ValueError(f"diagnostics_every must be >= 0 (0: off), got {diagnostics_every}.")
+        self.save_hyperparameters(ignore=["sampler", "loss", "optimizer"])
+        self.embeddings = PairEmbeddings(
+            num_anchors if num_anchors is not None else vocab_size,
+            vocab_size,
+            dim,
+            shared=shared_embeddings,
+            score=score,
+            init_scale=init_scale,
+            sparse=sparse,
+        )
+        self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
+        self.loss = loss if loss is not None else WeightedContrastiveLoss()
+        self.optimizer_factory = optimizer
+        self.num_negatives = num_negatives
+        self.lr = lr
+        self.filter_known = filter_known
+        self.max_exclude = max_exclude
+        self.diagnostics_every = diagnostics_every
+        self.ranking = FilteredRanking(ranking_ks)
+        self.known: KnownPositives | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.embeddings.num_items
+
+    # --------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        self.sampler.set_rank(self.global_rank)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "train_known"):
+            raise RuntimeError(
+                "ContrastiveTask needs a DataModule with item counts and known positives "
+                "(PairDataModule)."
+            )
+        sizes = (datamodule.num_anchors, datamodule.vocab_size)
+        if sizes != (self.embeddings.num_anchors, self.embeddings.num_items):
+            raise ValueError(
+                f"size mismatch: the model has {self.embeddings.num_anchors} anchors and "
+                f"{self.embeddings.num_items} items but the data has {sizes[0]} and {sizes[1]}; "
+                "use the relation (and min_count) the checkpoint was trained on, or start a new "
+                "model."
+            )
+        self.known = datamodule.train_known
+        counts = datamodule.counts
+        if stage == "fit" or self.sampler.num_items != len(counts):
+            self.sampler.setup(counts)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "vocabularies"):
+            checkpoint["vocabulary_fingerprints"] = {
+                name: vocabulary.fingerprint()
+                for name, vocabulary in datamodule.vocabularies().items()
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("vocabulary_fingerprints")
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if saved is None or datamodule is None or not hasattr(datamodule, "vocabularies"):
+            return
+        current = {name: v.fingerprint() for name, v in datamodule.vocabularies().items()}
+        if current != saved:
+            raise ValueError(
+                "the checkpoint was trained on another relation (same sizes, other ids or "
+                "order): its rows would mean other anchors or items. Train on the relation the "
+                "checkpoint was made from, or start a new model."
+            )
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        anchors, items = batch["anchors"], batch["items"]
+        weights = batch.get("weights")
+        known = self.known if self.filter_known else None
+        exclude = None
+        if known is not None and self.max_exclude > 0:
+            exclude = known.padded(anchors, min(self.max_exclude, max(known.max_degree, 1)))
+        scorer = PairScorer(self.embeddings, known.contains if known is not None else None)
+        negatives = self.sampler.sample(
+            items, self.num_negatives, anchors=anchors, scorer=scorer, exclude=exclude
+        )
+        mask = negatives.mask
+        if known is not None:
+            mask = mask & ~known.contains(anchors.unsqueeze(1), negatives.ids)
+        candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
+        scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
+        self.loss.set_step(self.global_step)
+        loss = self.loss(scores[:, 0], scores[:, 1:], mask, negatives.log_q, weights)
+        self.log("train/loss", loss, prog_bar=True)
+        for name, value in self.loss.logged_values().items():
+            self.log(f"train/{name}", value)
+        self.log("train/masked_share", 1.0 - mask.float().mean())
+        every = self.diagnostics_every
+        if every > 0 and self.global_step % every == 0:
+            with torch.no_grad():
+                log_sampler_diagnostics(
+                    self, replace(negatives, mask=mask), self.vocab_size, scores[:, 0].detach(),
+                    scores[:, 1:].detach(), positives=items, exclude=exclude,
+                )
+        return loss
+
+    def configure_optimizers(self) -> Optimizer:
+        optimizer = self.optimizer_factory(self.parameters())
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr
+        return optimizer
+
+    # --------------------------------------------------------------- evaluation
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        anchors = batch["anchors"]
+        scores = self.embeddings.score_all(anchors).float()
+        if not torch.isfinite(scores).all():
+            raise RuntimeError(
+                "the embeddings give non-finite scores: training diverged; lower the learning "
+                "rate (--model.lr) or use a bounded score (cosine)."
+            )
+        filtered = torch.zeros_like(scores, dtype=torch.bool)
+        filtered[batch["filter_rows"], batch["filter_items"]] = True
+        self.ranking.update(scores, batch["targets"], filtered)
+
+    def on_validation_epoch_end(self) -> None:
+        results = self.ranking.compute()
+        self.log_dict({f"val/{name}": value.float() for name, value in results.items()})
+        self.ranking.reset()
+
+    # --------------------------------------------------------------- export
+    def embedding_tables(self) -> dict[str, Tensor]:
+        """``anchors (A, D)`` and ``items (V, D)`` vectors, float32 on the CPU."""
+        return {
+            "anchors": self.embeddings.anchor_vectors().float().cpu(),
+            "items": self.embeddings.item_vectors().float().cpu(),
+        }

@@ -1,0 +1,252 @@
+"""The contrastive task: known positives never count as negatives, it learns a relation, it
+ranks, exports, checkpoints, and refuses mismatched data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from gensim.models import KeyedVectors
+from torch import Tensor
+
+from nslightning.callbacks import Word2VecExport
+from nslightning.data import PairDataModule
+from nslightning.losses import ContrastiveLoss, InfoNCELoss, WeightedContrastiveLoss
+from nslightning.samplers import (
+    HardNegativeSampler,
+    InBatchSampler,
+    MemoryBankSampler,
+    MixedSampler,
+    NegativeSampler,
+    UniformSampler,
+    UnigramSampler,
+)
+from nslightning.samplers.base import Draw, DrawRequest
+from nslightning.tasks import ContrastiveTask
+
+
+def write_groups(path: Path, num_groups: int = 4, anchors: int = 6, items: int = 8) -> Path:
+    """Anchors linked to 3 items of their own group (seeded): a relation with structure."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for group in range(num_groups):
+        for a in range(anchors):
+            for item in rng.choice(items, size=3, replace=False):
+                lines.append(f"user{group}_{a}\titem{group}_{item}\t{1 + a % 2}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def trainer(tmp_path: Path, epochs: int = 1, **options: object) -> pl.Trainer:
+    defaults: dict[str, object] = {
+        "max_epochs": epochs, "logger": False, "enable_checkpointing": False,
+        "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu",
+        "default_root_dir": tmp_path, "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**defaults, **options})  # type: ignore[arg-type]
+
+
+class RecordingLoss(ContrastiveLoss):
+    """Wraps a loss and keeps what the task passed it."""
+
+    def __init__(self, inner: ContrastiveLoss) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls: list[dict[str, Tensor | None]] = []
+
+    def forward(self, pos_scores, neg_scores, neg_mask=None, log_q=None, weights=None):  # type: ignore[no-untyped-def]
+        self.calls.append({"neg_mask": neg_mask, "weights": weights, "log_q": log_q})
+        return self.inner(pos_scores, neg_scores, neg_mask, log_q, weights)
+
+
+class KnownPositiveSampler(NegativeSampler):
+    """Draws, for every row, the anchor's own known items (the worst possible negatives), and
+    records the request."""
+
+    def __init__(self, known: dict[int, list[int]]) -> None:
+        super().__init__()
+        self.known = known
+        self.requests: list[DrawRequest] = []
+
+    def _setup(self, counts: Tensor) -> None:
+        pass
+
+    def _draw(self, request: DrawRequest) -> Draw:
+        self.requests.append(request)
+        assert request.anchors is not None
+        rows = [self.known[a][: request.num_negatives] for a in request.anchors.tolist()]
+        width = request.num_negatives
+        ids = torch.tensor([r + [r[0]] * (width - len(r)) for r in rows])
+        return Draw(ids, torch.zeros(ids.shape))
+
+
+def known_items(data: PairDataModule) -> dict[int, list[int]]:
+    known: dict[int, list[int]] = {}
+    pairs = data.train_pairs
+    for a, i in zip(pairs.anchors.tolist(), pairs.items.tolist(), strict=True):
+        known.setdefault(a, []).append(i)
+    return known
+
+
+@pytest.fixture
+def groups(tmp_path: Path) -> PairDataModule:
+    data = PairDataModule(str(write_groups(tmp_path / "pairs.tsv")), batch_size=16)
+    data.setup("fit")
+    return data
+
+
+def test_known_positives_are_masked_and_passed_as_exclude(
+    groups: PairDataModule, tmp_path: Path
+) -> None:
+    sampler = KnownPositiveSampler(known_items(groups))
+    loss = RecordingLoss(WeightedContrastiveLoss())
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
+                           sampler=sampler, loss=loss, max_exclude=2, diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(task, groups)
+    assert loss.calls and all(not call["neg_mask"].any() for call in loss.calls)
+    request = sampler.requests[0]
+    assert request.exclude is not None and request.exclude.shape[1] == 2
+    assert request.scorer is not None and request.anchors is not None
+    known = known_items(groups)
+    for anchor, row in zip(request.anchors.tolist(), request.exclude.tolist(), strict=True):
+        assert [i for i in row if i >= 0] == sorted(known[anchor])[:2]
+    assert all(call["weights"] is not None for call in loss.calls)
+
+
+def test_filter_known_off_lets_known_positives_through(
+    groups: PairDataModule, tmp_path: Path
+) -> None:
+    sampler = KnownPositiveSampler(known_items(groups))
+    loss = RecordingLoss(WeightedContrastiveLoss())
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
+                           sampler=sampler, loss=loss, filter_known=False, diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(task, groups)
+    assert sampler.requests[0].exclude is None
+    # the only masked slots left are the sampler's own hits (the row's positive item)
+    assert any(call["neg_mask"].any() for call in loss.calls)
+
+
+def test_hard_negatives_never_select_known_positives(groups: PairDataModule) -> None:
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=4,
+                           sampler=HardNegativeSampler(base=UniformSampler(), pool_size=16))
+    task.known = groups.train_known
+    task.sampler.setup(groups.counts)
+    batch = next(iter(groups.train_dataloader()))
+    anchors, items = batch["anchors"], batch["items"]
+    from nslightning.models import PairScorer
+
+    # make known positives the highest-scoring items, then mine
+    with torch.no_grad():
+        task.embeddings.item_table.weight.zero_()
+        task.embeddings.anchor_table.weight.fill_(1.0)
+        task.embeddings.item_table.weight[groups.train_pairs.items] = 5.0
+    scorer = PairScorer(task.embeddings, groups.train_known.contains)
+    negatives = task.sampler.sample(items, 4, anchors=anchors, scorer=scorer)
+    valid = negatives.mask
+    known = groups.train_known.contains(anchors.unsqueeze(1), negatives.ids)
+    assert not (known & valid).any()
+
+
+@pytest.mark.parametrize(
+    "make_sampler",
+    [
+        lambda: UniformSampler(),
+        lambda: UnigramSampler(power=0.75, unique=True, redraw=True),
+        lambda: InBatchSampler(),
+        lambda: MemoryBankSampler(size=64),
+        lambda: MixedSampler([InBatchSampler(), UniformSampler()], shares=[0.5, 0.5]),
+        lambda: HardNegativeSampler(base=UniformSampler(), pool_size=12),
+        lambda: HardNegativeSampler(pool_size=12, refresh_every=2, num_anchors=24),
+    ],
+    ids=["uniform", "unigram_unique_redraw", "in_batch", "memory_bank", "mixed", "hard_pool",
+         "hard_index"],
+)
+def test_every_sampler_trains(groups: PairDataModule, tmp_path: Path, make_sampler) -> None:
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
+                           sampler=make_sampler(), diagnostics_every=1)
+    result = trainer(tmp_path, limit_train_batches=3).fit(task, groups)
+    assert result is None and torch.isfinite(task.embeddings.item_table.weight).all()
+
+
+@pytest.mark.parametrize("score", ["dot", "cosine", "euclidean"])
+def test_it_learns_the_relation(tmp_path: Path, score: str) -> None:
+    torch.manual_seed(0)
+    data = PairDataModule(str(write_groups(tmp_path / "pairs.tsv")), batch_size=16)
+    data.setup("fit")
+    loss = InfoNCELoss(temperature=0.2 if score == "cosine" else 1.0)
+    task = ContrastiveTask(data.vocab_size, data.num_anchors, dim=8, score=score,
+                           num_negatives=5, sampler=UniformSampler(), loss=loss, lr=0.05,
+                           diagnostics_every=0)
+    before = trainer(tmp_path).validate(task, data, verbose=False)[0]
+    trainer(tmp_path, epochs=30, limit_val_batches=0).fit(task, data)
+    after = trainer(tmp_path).validate(task, data, verbose=False)[0]
+    # 32 items, each anchor has 3 of its group's 8: random ranks give MAP about 0.1
+    assert before["val/map"] < 0.35
+    assert after["val/map"] > 0.6 and after["val/mean_rank"] < before["val/mean_rank"] / 2
+    assert 0 < after["val/mrr"] <= 1 and 0 <= after["val/hits@1"] <= after["val/hits@10"] <= 1
+
+
+def test_lambda_schedule_is_followed_and_logged(groups: PairDataModule, tmp_path: Path) -> None:
+    from nslightning.losses import LinearWarmup
+
+    loss = WeightedContrastiveLoss(lam=LinearWarmup(end=2.0, steps=4))
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, loss=loss,
+                           diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=6, limit_val_batches=0).fit(task, groups)
+    assert loss.lam == 2.0  # steps 4 and 5 are past the warm-up
+
+
+def test_export_both_tables_in_word2vec_format(groups: PairDataModule, tmp_path: Path) -> None:
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, diagnostics_every=0)
+    callbacks = [Word2VecExport(str(tmp_path / "anchors.txt")),
+                 Word2VecExport(str(tmp_path / "items.bin"), binary=True, table="items")]
+    run = trainer(tmp_path, limit_train_batches=1, limit_val_batches=0, callbacks=callbacks)
+    run.fit(task, groups)
+    anchors = KeyedVectors.load_word2vec_format(str(tmp_path / "anchors.txt"))
+    items = KeyedVectors.load_word2vec_format(str(tmp_path / "items.bin"), binary=True)
+    assert len(anchors) == groups.num_anchors and len(items) == groups.vocab_size
+    row = groups.item_vocabulary["item0_1"]
+    assert np.allclose(items["item0_1"], task.embeddings.item_table.weight[row].detach().numpy())
+    with pytest.raises(ValueError, match="no table 'words'"):
+        Word2VecExport(str(tmp_path / "x.txt"), table="words").export(
+            SimpleNamespace(datamodule=groups), task  # type: ignore[arg-type]
+        )
+
+
+def test_size_mismatch_is_refused(groups: PairDataModule, tmp_path: Path) -> None:
+    task = ContrastiveTask(groups.vocab_size + 1, groups.num_anchors, dim=4)
+    with pytest.raises(ValueError, match="size mismatch"):
+        trainer(tmp_path, limit_train_batches=1).fit(task, groups)
+
+
+def test_checkpoint_of_another_relation_is_refused(tmp_path: Path) -> None:
+    data = PairDataModule(str(write_groups(tmp_path / "a.tsv")), batch_size=16)
+    data.setup("fit")
+    task = ContrastiveTask(data.vocab_size, data.num_anchors, dim=4, diagnostics_every=0)
+    run = trainer(tmp_path, limit_train_batches=1, limit_val_batches=0)
+    run.fit(task, data)
+    checkpoint = tmp_path / "task.ckpt"
+    run.save_checkpoint(checkpoint)
+    # same sizes, other ids: item names renamed
+    text = (tmp_path / "a.tsv").read_text().replace("item", "thing")
+    (tmp_path / "b.tsv").write_text(text)
+    other = PairDataModule(str(tmp_path / "b.tsv"), batch_size=16)
+    with pytest.raises(ValueError, match="another relation"):
+        trainer(tmp_path, epochs=2, limit_train_batches=1, limit_val_batches=0).fit(
+            ContrastiveTask(data.vocab_size, data.num_anchors, dim=4), other, ckpt_path=checkpoint
+        )
+
+
+def test_bad_arguments_are_refused(groups: PairDataModule) -> None:
+    with pytest.raises(ValueError, match="num_negatives"):
+        ContrastiveTask(10, num_negatives=0)
+    with pytest.raises(ValueError, match="shared_vocabulary"):
+        ContrastiveTask(10, num_anchors=5, shared_embeddings=True)
+    with pytest.raises(ValueError, match="lam"):
+        WeightedContrastiveLoss(lam=-1.0)
+    with pytest.raises(ValueError, match="score"):
+        ContrastiveTask(10, score="manhattan")  # type: ignore[arg-type]
