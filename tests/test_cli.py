@@ -215,7 +215,7 @@ def test_loss_swap(fragment: str, class_name: str) -> None:
 
 
 def test_missing_pair_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="pair file .* not found"):
+    with pytest.raises(FileNotFoundError, match=r"pair file .* not found"):
         build_cli(
             contrastive_args("contrastive_pairs.yaml", "--data.path", str(tmp_path / "no.tsv")),
             run=False,

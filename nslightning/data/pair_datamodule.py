@@ -239,10 +239,16 @@ class PairDataModule(pl.LightningDataModule):
 
     @property
     def counts(self) -> Tensor:
-        """``(V,)`` float64 item frequencies in the training pairs (weighted), for samplers."""
+        """``(V,)`` float64 frequencies for samplers: how often each item occurs in the
+        training pairs, weighted. In one id space both sides count, so that every entity (the
+        leaves of a hierarchy too) can be drawn as a negative."""
         train = self.train_pairs
-        weights = train.weights.double() if train.weights is not None else None
-        return torch.bincount(train.items, weights=weights, minlength=self.vocab_size).double()
+        ids = torch.cat([train.items, train.anchors]) if self.shared_vocabulary else train.items
+        weights = None
+        if train.weights is not None:
+            weights = train.weights.double()
+            weights = torch.cat([weights, weights]) if self.shared_vocabulary else weights
+        return torch.bincount(ids, weights=weights, minlength=self.vocab_size).double()
 
     def vocabularies(self) -> dict[str, Vocabulary]:
         """The vocabulary of each embedding table (for export)."""

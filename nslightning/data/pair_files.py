@@ -6,8 +6,8 @@ Built-in relations, made from files that gensim ships (offline):
   documents (``bg:0`` ...) and the 50 documents with human similarity judgments (``lee:0`` ...
   ``lee:49``); words lower-cased by ``gensim.utils.simple_preprocess``, stop words removed,
   weight = the word's count in the document (a PV-DBOW training set).
-- ``gensim-hypernyms``: the 94 WordNet mammal (hyponym, hypernym) pairs of gensim's Poincaré
-  tests.
+- ``gensim-hypernyms``: the 95 WordNet mammal (hyponym, hypernym) pairs of gensim's Poincaré
+  tests (19 of them self-pairs).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def read_pairs(
         source: a built-in name (:func:`builtin_relations`) or a file (``.gz``/``.bz2`` read
             transparently).
         delimiter: the column separator; by default ``,`` for ``.csv`` files and a tab
-            otherwise.
+            otherwise. Comma-separated files follow CSV quoting (``"a, b"`` is one field);
+            other delimiters take every character literally (a ``"`` is part of an id).
         header: the first line names the columns and is skipped.
 
     Raises:
@@ -79,14 +80,16 @@ def read_pairs(
             f"lines or one of {', '.join(builtin_relations())}."
         )
     if delimiter is None:
-        delimiter = "," if ".csv" in path.suffixes else "\t"
+        delimiter = "," if ".csv" in (suffix.lower() for suffix in path.suffixes) else "\t"
     lines = read_lines(path)
     if header:
         next(lines, None)
     table = PairTable([], [])
     weights: list[float] = []
     width = 0
-    for number, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1 + header):
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    rows = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    for number, row in enumerate(rows, start=1 + header):
         if not row or all(not field.strip() for field in row):
             continue
         fields = [field.strip() for field in row]
