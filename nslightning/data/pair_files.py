@@ -87,8 +87,10 @@ def read_pairs(
     table = PairTable([], [])
     weights: list[float] = []
     width = 0
-    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    rows = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    if delimiter == ",":
+        rows = csv.reader(lines, delimiter=delimiter)
+    else:
+        rows = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE)
     for number, row in enumerate(rows, start=1 + header):
         if not row or all(not field.strip() for field in row):
             continue
