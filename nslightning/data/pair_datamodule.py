@@ -123,7 +123,8 @@ class PairDataModule(pl.LightningDataModule):
         header: skip the first line (column names).
         shared_vocabulary: anchors and items are one id space (a hierarchy, entity links);
             needed to share one embedding table.
-        min_count: drop items (all ids in one id space) that occur in fewer training pairs.
+        min_count: drop items (all ids in one id space) that occur in fewer pairs of ``path``
+            (before any held-out split).
         val_fraction: share of the pairs held out for validation; 0 for reconstruction.
         val_path: a file of validation pairs instead (pairs with ids unseen in training are
             dropped with a warning).
@@ -262,7 +263,9 @@ class PairDataModule(pl.LightningDataModule):
         count = len(self.train_pairs)
         order: RandomSampler | SequentialSampler
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed)
+            # a resumed run starts from its epoch's seed instead of replaying epoch 0's order
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            generator = torch.Generator().manual_seed(self.seed + epoch)
             order = RandomSampler(range(count), generator=generator)
         else:
             order = SequentialSampler(range(count))

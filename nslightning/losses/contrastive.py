@@ -61,6 +61,7 @@ class WeightedContrastiveLoss(ContrastiveLoss):
         self.schedule = lam if isinstance(lam, Schedule) else Constant(lam)
         self.loss: Pointwise = loss
         self.margin = margin
+        self._checked(self.schedule(1 << 40))  # a schedule's end is checked now, not mid-run
         self.lam = self._checked(self.schedule(0))
 
     @staticmethod

@@ -158,9 +158,13 @@ def info_nce_loss(
 
         loss = -log( e^{s+/τ} / (e^{s+/τ} + Σ_k e^{s_k/τ}) )        (no log_q)
 
-    Subtracting ``log q`` (the logQ correction) makes the sampled softmax an estimate of the
-    full softmax over all items whatever the sampler's proposal ``q`` (Bengio & Senécal 2008;
-    Yi et al. 2019 for in-batch negatives). Masked negatives leave the softmax.
+    The logQ correction subtracts ``log(K q)``, the log of each candidate's expected count
+    among the row's ``K`` kept draws (as TensorFlow's sampled losses do): then
+    ``Σ_k e^{s_k}/(K q_k)`` estimates the full softmax's ``Σ_{all} e^{s}`` without bias, so the
+    sampled loss estimates the full softmax over all items whatever the sampler's proposal
+    ``q`` (Bengio & Senécal 2008; Yi et al. 2019 for in-batch negatives). With ``pos_log_q``
+    the positive is corrected the same way (Jean et al. 2015). Masked negatives leave the
+    softmax.
 
     Args:
         pos_scores: ``(*)`` scores of the positive pairs.
@@ -183,10 +187,15 @@ def info_nce_loss(
     )
     pos_logits = pos_scores / temperature
     neg_logits = neg_scores / temperature
-    if pos_log_q is not None:
-        pos_logits = pos_logits - pos_log_q
     if log_q is not None:
-        neg_logits = neg_logits - log_q
+        # expected count of each negative among the row's K draws: K q (TensorFlow's convention)
+        kept = neg_scores.shape[-1] if neg_mask is None else neg_mask.expand_as(neg_scores).sum(-1)
+        log_count = torch.log(torch.as_tensor(kept, dtype=neg_logits.dtype).clamp_min(1.0))
+        neg_logits = neg_logits - (log_q + log_count.unsqueeze(-1))
+        if pos_log_q is not None:
+            pos_logits = pos_logits - (pos_log_q + log_count)
+    elif pos_log_q is not None:
+        raise ValueError("info_nce_loss: pos_log_q needs log_q (the negatives' log q) too.")
     if neg_mask is not None:
         neg_logits = neg_logits.masked_fill(~neg_mask, float("-inf"))
     logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)
@@ -265,8 +274,7 @@ def debiased_contrastive_loss(
     top = torch.maximum(log_mass, a)
     spread = (torch.exp(log_mass - top) - tau_plus * torch.exp(a - top)) / (1.0 - tau_plus)
     tiny = torch.finfo(b.dtype).tiny
-    floor = a.new_tensor(min_score / temperature)
-    log_g = torch.maximum(top + torch.log(spread.clamp_min(tiny)), floor)
+    log_g = (top + torch.log(spread.clamp_min(tiny))).clamp_min(min_score / temperature)
     log_total = torch.log(count.to(b.dtype)) + log_g  # -inf when no negative is kept
     per_pair = torch.logaddexp(a, log_total) - a
     return _reduce(per_pair, weights, reduction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,7 @@ from torch.optim import Optimizer
 
 from nslightning.data.known_positives import KnownPositives
 from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
+from nslightning.losses.softmax import DebiasedContrastiveLoss
 from nslightning.metrics.ranking import FilteredRanking
 from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
 from nslightning.samplers.base import NegativeSampler
@@ -107,6 +109,16 @@ class ContrastiveTask(pl.LightningModule):
         self.diagnostics_every = diagnostics_every
         self.ranking = FilteredRanking(ranking_ks)
         self.known: KnownPositives | None = None
+        self.mask_self = False
+        bounded = isinstance(self.loss, DebiasedContrastiveLoss) and self.loss.min_score == -1.0
+        if bounded and score != "cosine":
+            warnings.warn(
+                f"{type(self.loss).__name__} bounds the negative mass with min_score=-1, the "
+                f"lowest cosine score; with score={score!r} scores fall below -1 and the "
+                "bound takes over (no gradient from the negatives). Use --model.score cosine "
+                "or set the loss's min_score to your scores' lower bound.",
+                stacklevel=2,
+            )
 
     @property
     def vocab_size(self) -> int:
@@ -129,6 +141,13 @@ class ContrastiveTask(pl.LightningModule):
                 "use the relation (and min_count) the checkpoint was trained on, or start a new "
                 "model."
             )
+        one_id_space = bool(getattr(datamodule, "shared_vocabulary", False))
+        if self.embeddings.shared and not one_id_space:
+            raise ValueError(
+                "shared_embeddings needs one id space (row i is then both anchor i and item i): "
+                "set --data.shared_vocabulary true, or --model.shared_embeddings false."
+            )
+        self.mask_self = one_id_space
         self.known = datamodule.train_known
         counts = datamodule.counts
         if stage == "fit" or self.sampler.num_items != len(counts):
@@ -170,6 +189,8 @@ class ContrastiveTask(pl.LightningModule):
         mask = negatives.mask
         if known is not None:
             mask = mask & ~known.contains(anchors.unsqueeze(1), negatives.ids)
+        if self.mask_self:  # in one id space the anchor is not a candidate (as in evaluation)
+            mask = mask & (negatives.ids != anchors.unsqueeze(1))
         candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
         scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
         self.loss.set_step(self.global_step)

@@ -72,9 +72,11 @@ def reduce_naive(per_pair, shape, weights=None, reduction="mean"):
 
 
 def cross_entropy_reference(pos, neg, t, log_q=None, pos_log_q=None, weights=None):
-    """``F.cross_entropy`` on ``[s+/τ - log q+, s_k/τ - log q_k]`` with target 0, per pair."""
-    pos_logits = pos / t if pos_log_q is None else pos / t - pos_log_q
-    neg_logits = neg / t if log_q is None else neg / t - log_q
+    """``F.cross_entropy`` on ``[s+/τ - log K q+, s_k/τ - log K q_k]`` with target 0, per pair
+    (``K q``: the expected count of a candidate among ``K`` draws)."""
+    log_k = math.log(neg.shape[-1])
+    pos_logits = pos / t if pos_log_q is None else pos / t - pos_log_q - log_k
+    neg_logits = neg / t if log_q is None else neg / t - log_q - log_k
     logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], -1).reshape(-1, neg.shape[-1] + 1)
     target = torch.zeros(logits.shape[0], dtype=torch.long)
     per = F.cross_entropy(logits, target, reduction="none").reshape(pos.shape)
@@ -149,11 +151,23 @@ def test_info_nce_log_q_with_mask():
     got = info_nce_loss(pos, neg, temperature=0.5, neg_mask=mask, log_q=log_q, reduction="none")
     per = []
     for s, ns, kept, qs in rows(pos, neg, mask, log_q):
+        count = max(sum(kept), 1)  # K is the row's number of kept negatives
         logits = [s / 0.5] + [
-            n / 0.5 - math.log(q) for n, k, q in zip(ns, kept, qs, strict=True) if k
+            n / 0.5 - math.log(count * q) for n, k, q in zip(ns, kept, qs, strict=True) if k
         ]
         per.append(math.log(sum(math.exp(x) for x in logits)) - s / 0.5)
     torch.testing.assert_close(got, torch.tensor(per, dtype=F64).reshape(pos.shape))
+
+
+def test_info_nce_log_q_correction_estimates_the_full_softmax():
+    # V = 1000 equal scores: the full softmax loss is log V; K uniform draws must give it too
+    vocab, k = 1000, 10
+    pos, neg = torch.zeros(4, dtype=F64), torch.zeros(4, k, dtype=F64)
+    log_q = torch.full((4, k), -math.log(vocab), dtype=F64)
+    got = info_nce_loss(pos, neg, log_q=log_q)
+    torch.testing.assert_close(got, torch.tensor(math.log(1 + vocab), dtype=F64))
+    with pytest.raises(ValueError, match="pos_log_q needs log_q"):
+        info_nce_loss(pos, neg, pos_log_q=torch.zeros(4, dtype=F64))
 
 
 def test_info_nce_weights_give_a_weighted_mean():

@@ -18,6 +18,7 @@ from nslightning.losses import (
     Constant,
     ContrastiveLoss,
     LinearWarmup,
+    Schedule,
     WeightedContrastiveLoss,
     pointwise_loss,
     weighted_contrastive_loss,
@@ -439,9 +440,21 @@ def test_module_before_any_step_uses_the_schedule_start():
     assert module.logged_values() == {"lam": 1.0}
 
 
-def test_module_schedule_going_negative_raises_at_set_step():
-    module = WeightedContrastiveLoss(lam=LinearWarmup(end=-1.0, steps=10))  # 0 at step 0: fine
-    module.set_step(0)
+def test_schedule_ending_negative_raises_at_construction():
+    with pytest.raises(ValueError, match="lam"):
+        WeightedContrastiveLoss(lam=LinearWarmup(end=-1.0, steps=10))  # 0 at step 0 only
+
+
+class Dip(Schedule):
+    """Negative in the middle of the run only."""
+
+    def __call__(self, step: int) -> float:
+        return -1.0 if step == 5 else 1.0
+
+
+def test_schedule_going_negative_mid_run_raises_at_set_step():
+    module = WeightedContrastiveLoss(lam=Dip())
+    module.set_step(4)
     with pytest.raises(ValueError, match="lam"):
         module.set_step(5)
 

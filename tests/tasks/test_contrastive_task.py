@@ -250,3 +250,39 @@ def test_bad_arguments_are_refused(groups: PairDataModule) -> None:
         WeightedContrastiveLoss(lam=-1.0)
     with pytest.raises(ValueError, match="score"):
         ContrastiveTask(10, score="manhattan")  # type: ignore[arg-type]
+
+
+def test_shared_table_needs_one_id_space(tmp_path: Path) -> None:
+    path = tmp_path / "square.tsv"  # as many anchors as items, but two id spaces
+    path.write_text("a\tx\nb\ty\n")
+    data = PairDataModule(str(path))
+    task = ContrastiveTask(2, 2, dim=4, shared_embeddings=True)
+    with pytest.raises(ValueError, match="shared_vocabulary"):
+        trainer(tmp_path, limit_train_batches=1).fit(task, data)
+
+
+def test_in_one_id_space_the_anchor_is_never_its_own_negative(tmp_path: Path) -> None:
+    path = tmp_path / "tree.tsv"
+    path.write_text("".join(f"n{i}\tn{i // 2}\n" for i in range(2, 12)))
+    data = PairDataModule(str(path), shared_vocabulary=True)
+    data.setup("fit")
+
+    class AnchorSampler(KnownPositiveSampler):
+        def _draw(self, request: DrawRequest) -> Draw:
+            assert request.anchors is not None
+            ids = request.anchors.unsqueeze(1).expand(-1, request.num_negatives)
+            return Draw(ids.clone(), torch.zeros(ids.shape))
+
+    loss = RecordingLoss(WeightedContrastiveLoss())
+    task = ContrastiveTask(data.vocab_size, data.num_anchors, dim=4, num_negatives=2,
+                           shared_embeddings=True, sampler=AnchorSampler({}), loss=loss,
+                           diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=1, limit_val_batches=0).fit(task, data)
+    assert not loss.calls[0]["neg_mask"].any()
+
+
+def test_debiased_loss_with_distance_scores_warns() -> None:
+    from nslightning.losses import DebiasedContrastiveLoss
+
+    with pytest.warns(UserWarning, match="min_score"):
+        ContrastiveTask(10, score="euclidean", loss=DebiasedContrastiveLoss())
