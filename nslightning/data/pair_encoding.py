@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,10 +66,9 @@ def build_vocabularies(
 ) -> tuple[Vocabulary, Vocabulary]:
     """The anchor and item vocabularies (one object when ``shared``), ordered by the number of
     pairs each id is in. ``min_count`` applies to items (to every id when ``shared``)."""
-    item_counts = _count(table.items)
+    item_counts = Counter(table.items)
     if shared:
-        for anchor, count in _count(table.anchors).items():
-            item_counts[anchor] = item_counts.get(anchor, 0) + count
+        item_counts.update(table.anchors)
     try:
         items = Vocabulary.from_counts(item_counts, min_count=min_count)
     except ValueError as error:
@@ -77,7 +76,7 @@ def build_vocabularies(
     if shared:
         return items, items
     anchors = Vocabulary.from_counts(
-        _count(a for a, i in zip(table.anchors, table.items, strict=True) if i in items.index),
+        Counter(a for a, i in zip(table.anchors, table.items, strict=True) if i in items.index),
         min_count=1,
     )
     return anchors, items
@@ -173,10 +172,3 @@ def _occurs(ids: Tensor, size: int) -> Tensor:
     seen = torch.zeros(size, dtype=torch.bool)
     seen[ids] = True
     return seen
-
-
-def _count(values: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
