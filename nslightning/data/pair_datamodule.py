@@ -56,17 +56,16 @@ class RankingChunks(Dataset[dict[str, Tensor]]):
 
     def __init__(
         self,
-        targets: EncodedPairs,
+        targets: KnownPositives,
         known: KnownPositives,
         anchors_per_chunk: int,
         filter_self: bool,
     ) -> None:
         self.known = known
         self.filter_self = filter_self
-        self.targets = KnownPositives(
-            targets.anchors, targets.items, known.num_anchors, known.num_items
-        )
-        self.anchors = torch.unique(targets.anchors)
+        self.targets = targets
+        every_anchor = torch.arange(targets.num_anchors)
+        self.anchors = every_anchor[targets.degree(every_anchor) > 0]
         self.anchors_per_chunk = anchors_per_chunk
 
     def __len__(self) -> int:
@@ -101,6 +100,7 @@ class Relation:
     train: EncodedPairs
     val: EncodedPairs
     train_known: KnownPositives
+    val_known: KnownPositives
     known: KnownPositives
 
 
@@ -195,17 +195,16 @@ class PairDataModule(pl.LightningDataModule):
             train, val = pairs, encode_pairs(val_table, anchors, items, "validation")
         else:
             train, val = pairs, pairs
-        every_anchor = torch.cat([train.anchors, val.anchors])
-        every_item = torch.cat([train.items, val.items])
         sizes = (len(anchors), len(items))
-        return Relation(
-            anchors=anchors,
-            items=items,
-            train=train,
-            val=val,
-            train_known=KnownPositives(train.anchors, train.items, *sizes),
-            known=KnownPositives(every_anchor, every_item, *sizes),
-        )
+        train_known = KnownPositives(train.anchors, train.items, *sizes)
+        if val is train:  # reconstruction: one set serves training, targets and filter
+            val_known = known = train_known
+        else:
+            val_known = KnownPositives(val.anchors, val.items, *sizes)
+            known = KnownPositives(
+                torch.cat([train.anchors, val.anchors]), torch.cat([train.items, val.items]), *sizes
+            )
+        return Relation(anchors, items, train, val, train_known, val_known, known)
 
     @property
     def anchor_vocabulary(self) -> Vocabulary:
@@ -280,7 +279,7 @@ class PairDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         per_chunk = max(1, self.eval_chunk_size // self.vocab_size)
         chunks = RankingChunks(
-            self.val_pairs, self.relation.known, per_chunk, self.shared_vocabulary
+            self.relation.val_known, self.relation.known, per_chunk, self.shared_vocabulary
         )
         return DataLoader(chunks, batch_size=None, num_workers=self.num_workers)
 

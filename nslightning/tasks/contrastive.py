@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -148,7 +149,9 @@ class ContrastiveTask(pl.LightningModule):
                 "set --data.shared_vocabulary true, or --model.shared_embeddings false."
             )
         self.mask_self = one_id_space
-        self.known = datamodule.train_known
+        # Its own copy: moving the task to the accelerator must not move the DataModule's set,
+        # which evaluation chunks are read from on the host.
+        self.known = copy.deepcopy(datamodule.train_known)
         counts = datamodule.counts
         if stage == "fit" or self.sampler.num_items != len(counts):
             self.sampler.setup(counts)

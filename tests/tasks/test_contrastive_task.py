@@ -117,6 +117,17 @@ def test_known_positives_are_masked_and_passed_as_exclude(
     assert all(call["weights"] is not None for call in loss.calls)
 
 
+def test_the_task_moves_its_own_copy_of_the_known_positives(
+    groups: PairDataModule, tmp_path: Path
+) -> None:
+    task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=1, limit_val_batches=0).fit(task, groups)
+    assert task.known is not None and task.known is not groups.train_known
+    task.to("meta")
+    assert groups.train_known.keys.device.type == "cpu"
+    assert task.known.keys.device.type == "meta"
+
+
 def test_filter_known_off_lets_known_positives_through(
     groups: PairDataModule, tmp_path: Path
 ) -> None:
