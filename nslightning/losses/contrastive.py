@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 
 from torch import Tensor, nn
 
-from nslightning.losses.functional import Pointwise, pointwise_loss, weighted_contrastive_loss
+from nslightning.losses.functional import Pointwise, check_options, weighted_contrastive_loss
 from nslightning.losses.schedules import Constant, Schedule
 
 
@@ -57,7 +57,7 @@ class WeightedContrastiveLoss(ContrastiveLoss):
         self, lam: float | Schedule = 1.0, loss: Pointwise = "logistic", margin: float = 1.0
     ) -> None:
         super().__init__()
-        pointwise_loss(Tensor([0.0]), 1.0, loss, margin)  # rejects an unknown loss now
+        check_options(loss=loss)
         self.schedule = lam if isinstance(lam, Schedule) else Constant(lam)
         self.loss: Pointwise = loss
         self.margin = margin

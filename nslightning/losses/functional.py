@@ -8,7 +8,7 @@ optional ``neg_mask`` (``False`` drops a negative: an accidental hit or an empty
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -73,14 +73,13 @@ def pointwise_loss(
     Returns:
         ``(*)`` losses.
     """
+    check_options(loss=loss)
     signed = scores * target
     if loss == "logistic":
         return F.softplus(-signed)
     if loss == "hinge":
         return F.relu(margin - signed)
-    if loss == "squared":
-        return (1.0 - signed).square()
-    raise ValueError(f"loss must be 'logistic', 'hinge' or 'squared', got {loss!r}.")
+    return (1.0 - signed).square()  # squared
 
 
 def weighted_contrastive_loss(
@@ -180,7 +179,7 @@ def info_nce_loss(
     Returns:
         A scalar, or ``(*)`` with ``reduction="none"``.
     """
-    _check_temperature(temperature)
+    check_options(temperature=temperature)
     _check_shapes(
         "info_nce_loss", pos_scores, neg_scores, neg_mask=neg_mask, weights=weights, log_q=log_q,
         pos_log_q=pos_log_q,
@@ -249,11 +248,7 @@ def debiased_contrastive_loss(
     Returns:
         A scalar, or ``(*)`` with ``reduction="none"``.
     """
-    _check_temperature(temperature)
-    if not 0 <= tau_plus < 1:
-        raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}: it is a probability.")
-    if not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"beta must be a finite number >= 0, got {beta}; 0 turns it off.")
+    check_options(temperature=temperature, tau_plus=tau_plus, beta=beta)
     _check_shapes(
         "debiased_contrastive_loss", pos_scores, neg_scores, neg_mask=neg_mask, weights=weights,
         log_q=log_q,
@@ -280,11 +275,25 @@ def debiased_contrastive_loss(
     return _reduce(per_pair, weights, reduction)
 
 
-def _check_temperature(temperature: float) -> None:
-    if not math.isfinite(temperature) or temperature <= 0:
+def check_options(
+    *,
+    loss: str | None = None,
+    temperature: float | None = None,
+    tau_plus: float | None = None,
+    beta: float | None = None,
+) -> None:
+    """Raises ``ValueError`` for a hyperparameter out of its range; the functions check their
+    arguments with it, the modules their constructor's."""
+    if loss is not None and loss not in get_args(Pointwise):
+        raise ValueError(f"loss must be 'logistic', 'hinge' or 'squared', got {loss!r}.")
+    if temperature is not None and (not math.isfinite(temperature) or temperature <= 0):
         raise ValueError(
             f"temperature must be a finite number > 0, got {temperature}; 0.05-1 is usual."
         )
+    if tau_plus is not None and not 0 <= tau_plus < 1:
+        raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}: it is a probability.")
+    if beta is not None and (not math.isfinite(beta) or beta < 0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta}; 0 turns it off.")
 
 
 def _check_shapes(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from nslightning.losses.contrastive import ContrastiveLoss
-from nslightning.losses.functional import debiased_contrastive_loss, info_nce_loss
+from nslightning.losses.functional import check_options, debiased_contrastive_loss, info_nce_loss
 
 
 class InfoNCELoss(ContrastiveLoss):
@@ -21,7 +21,7 @@ class InfoNCELoss(ContrastiveLoss):
 
     def __init__(self, temperature: float = 1.0, correct_log_q: bool = False) -> None:
         super().__init__()
-        info_nce_loss(Tensor([0.0]), Tensor([[0.0]]), temperature=temperature)  # validates τ
+        check_options(temperature=temperature)
         self.temperature = temperature
         self.correct_log_q = correct_log_q
 
@@ -67,13 +67,7 @@ class DebiasedContrastiveLoss(ContrastiveLoss):
         self.min_score = min_score
         self.correct_log_q = correct_log_q
         self.beta = 0.0
-        self._validate()
-
-    def _validate(self) -> None:
-        debiased_contrastive_loss(
-            Tensor([0.0]), Tensor([[0.0]]), temperature=self.temperature,
-            tau_plus=self.tau_plus, beta=self.beta,
-        )
+        check_options(temperature=temperature, tau_plus=tau_plus)
 
     def forward(
         self,
@@ -119,8 +113,8 @@ class HardNegativeContrastiveLoss(DebiasedContrastiveLoss):
         correct_log_q: bool = False,
     ) -> None:
         super().__init__(temperature, tau_plus, min_score, correct_log_q)
+        check_options(beta=beta)
         self.beta = beta
-        self._validate()
 
 
 def _needed_log_q(correct: bool, log_q: Tensor | None) -> Tensor | None:
