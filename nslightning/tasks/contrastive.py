@@ -21,6 +21,7 @@ from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
 from nslightning.samplers.base import NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
+from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 
@@ -157,25 +158,16 @@ class ContrastiveTask(pl.LightningModule):
             self.sampler.setup(counts)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "vocabularies"):
-            checkpoint["vocabulary_fingerprints"] = {
-                name: vocabulary.fingerprint()
-                for name, vocabulary in datamodule.vocabularies().items()
-            }
+        save_fingerprints(self.trainer, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("vocabulary_fingerprints")
-        datamodule = getattr(self._trainer, "datamodule", None)
-        if saved is None or datamodule is None or not hasattr(datamodule, "vocabularies"):
-            return
-        current = {name: v.fingerprint() for name, v in datamodule.vocabularies().items()}
-        if current != saved:
-            raise ValueError(
-                "the checkpoint was trained on another relation (same sizes, other ids or "
-                "order): its rows would mean other anchors or items. Train on the relation the "
-                "checkpoint was made from, or start a new model."
-            )
+        check_fingerprints(
+            self._trainer,
+            checkpoint,
+            "the checkpoint was trained on another relation (same sizes, other ids or order): "
+            "its rows would mean other anchors or items. Train on the relation the checkpoint "
+            "was made from, or start a new model.",
+        )
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

@@ -17,6 +17,7 @@ from nslightning.optim.sparse_sgd import SparseSGD
 from nslightning.samplers.base import NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
+from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 # torch optimizers whose sparse update leaves rows with a zero gradient untouched (SparseAdam's
@@ -196,20 +197,16 @@ class SkipGramTask(pl.LightningModule):
             yield centers[rows], contexts[rows, columns], mask[rows, columns]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        vocabulary = getattr(getattr(self.trainer, "datamodule", None), "vocabulary", None)
-        if vocabulary is not None:
-            checkpoint["vocabulary_fingerprint"] = vocabulary.fingerprint()
+        save_fingerprints(self.trainer, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("vocabulary_fingerprint")
-        trainer = self._trainer
-        vocabulary = getattr(getattr(trainer, "datamodule", None), "vocabulary", None)
-        if saved is not None and vocabulary is not None and vocabulary.fingerprint() != saved:
-            raise ValueError(
-                "the checkpoint was trained with another vocabulary (same size, other words or "
-                "order): its ids would mean other words. Train with the vocabulary saved beside "
-                "the checkpoint (--data.vocabulary PATH)."
-            )
+        check_fingerprints(
+            self._trainer,
+            checkpoint,
+            "the checkpoint was trained with another vocabulary (same size, other words or "
+            "order): its ids would mean other words. Train with the vocabulary saved beside "
+            "the checkpoint (--data.vocabulary PATH).",
+        )
 
     def training_step(self, batch: SkipGramBatch, batch_idx: int) -> None:
         if not isinstance(batch, SkipGramBatch):
