@@ -4,19 +4,24 @@ from nslightning.data.corpus import builtin_corpora, read_lines, read_sentences,
 from nslightning.data.encoding import EncodedCorpus, encode_corpus
 from nslightning.data.keras import make_sampling_table, skipgrams
 from nslightning.data.known_positives import KnownPositives
+from nslightning.data.language_model_datamodule import LanguageModelDataModule
 from nslightning.data.pair_datamodule import PairDataModule
 from nslightning.data.pair_files import builtin_relations, read_pairs
 from nslightning.data.skipgram_datamodule import SkipGramDataModule
 from nslightning.data.subsampling import keep_probabilities
+from nslightning.data.token_streams import TokenStreams, TokenWindow
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import SkipGramBatch, skipgram_windows
 
 __all__ = [
     "EncodedCorpus",
     "KnownPositives",
+    "LanguageModelDataModule",
     "PairDataModule",
     "SkipGramBatch",
     "SkipGramDataModule",
+    "TokenStreams",
+    "TokenWindow",
     "Vocabulary",
     "builtin_corpora",
     "builtin_relations",

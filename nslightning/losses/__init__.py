@@ -8,6 +8,7 @@ from nslightning.losses.functional import (
     sgns_loss,
     weighted_contrastive_loss,
 )
+from nslightning.losses.sampled_output import nce_loss, sampled_softmax_loss
 from nslightning.losses.schedules import Constant, LinearWarmup, Schedule
 from nslightning.losses.sgns import SGNSLoss
 from nslightning.losses.softmax import (
@@ -28,7 +29,9 @@ __all__ = [
     "WeightedContrastiveLoss",
     "debiased_contrastive_loss",
     "info_nce_loss",
+    "nce_loss",
     "pointwise_loss",
+    "sampled_softmax_loss",
     "sgns_loss",
     "weighted_contrastive_loss",
 ]

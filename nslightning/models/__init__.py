@@ -1,6 +1,15 @@
 """Plain torch modules, independent of Lightning."""
 
+from nslightning.models.language_model import LSTMLanguageModel
 from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer
+from nslightning.models.sampled_output import SampledOutput
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 
-__all__ = ["PairEmbeddings", "PairScorer", "SkipGramEmbeddings", "WindowScorer"]
+__all__ = [
+    "LSTMLanguageModel",
+    "PairEmbeddings",
+    "PairScorer",
+    "SampledOutput",
+    "SkipGramEmbeddings",
+    "WindowScorer",
+]

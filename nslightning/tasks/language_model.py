@@ -1,0 +1,210 @@
+"""The LSTM language model task: sampled training objectives, full-softmax perplexity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torchmetrics.aggregation import MeanMetric
+
+from nslightning.data.token_streams import TokenWindow
+from nslightning.models.language_model import Hidden, LSTMLanguageModel, detach_hidden
+from nslightning.models.sampled_output import Objective, SampledOutput
+from nslightning.samplers.base import NegativeSampler
+from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+BiasInit = Literal["zeros", "log_unigram"]
+Stage = Literal["train", "val", "test"]
+
+
+class LanguageModelTask(pl.LightningModule):
+    """Trains an :class:`~nslightning.models.LSTMLanguageModel` with any output objective and
+    measures it with the exact full softmax.
+
+    A batch is a :class:`~nslightning.data.token_streams.TokenWindow` of ``B`` streams by ``T``
+    tokens. The LSTM state is carried from one window to the next and detached (truncated
+    back-propagation through time), and reset to zeros at the start of every training,
+    validation and test epoch. The training loss is the chosen objective (see
+    :class:`~nslightning.models.SampledOutput`); validation and test always compute the exact
+    negative log-likelihood under the full softmax over all ``V`` tokens, averaged over tokens
+    (a torchmetrics ``MeanMetric``, summed across processes), and log ``val/loss`` and
+    ``val/ppl = exp(val/loss)`` (``test/...`` likewise), so objectives compare on one scale.
+
+    Args:
+        vocab_size: ``V`` (linked from the DataModule by the CLI).
+        embedding_dim: input vector size.
+        hidden_size: LSTM state size.
+        num_layers: LSTM layers.
+        dropout: dropout probability.
+        tie_weights: output vectors are the input embeddings.
+        output: ``"full"``, ``"sampled_softmax"``, ``"negative_sampling"`` or ``"nce"``.
+        num_negatives: ``K`` sampled candidates.
+        sampler: where candidates come from; ``LogUniformSampler()`` when ``None``.
+        shared_negatives: one set of candidates per batch, else per token.
+        remove_accidental_hits: ``None`` for the objective's usual choice.
+        optimizer: a factory ``params -> Optimizer``; the task sets its learning rate.
+        lr: learning rate.
+        bias_init: ``"log_unigram"`` starts the output biases at the smoothed log training
+            frequencies (the model starts as the unigram model, which helps every objective and
+            NCE's self-normalisation most); ``"zeros"`` starts them at 0.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        tie_weights: bool = True,
+        output: Objective = "sampled_softmax",
+        num_negatives: int = 1024,
+        sampler: NegativeSampler | None = None,
+        shared_negatives: bool = True,
+        remove_accidental_hits: bool | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        lr: float = 2e-3,
+        bias_init: BiasInit = "log_unigram",
+    ) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}.")
+        if bias_init not in ("zeros", "log_unigram"):
+            raise ValueError(f"bias_init must be 'zeros' or 'log_unigram', got {bias_init!r}.")
+        self.save_hyperparameters(ignore=["sampler", "optimizer"])
+        self.model = LSTMLanguageModel(
+            vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights
+        )
+        self.output = SampledOutput(
+            output, num_negatives, sampler, shared_negatives, remove_accidental_hits
+        )
+        self.output.check_vocabulary(vocab_size)
+        self.optimizer_factory = optimizer
+        self.lr = lr
+        self.bias_init: BiasInit = bias_init
+        self.nll = MeanMetric()
+        self._hidden: dict[Stage, Hidden | None] = {"train": None, "val": None, "test": None}
+        self._bias_ready = False
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    # --------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        self.output.sampler.set_rank(self.global_rank)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        counts = getattr(datamodule, "counts", None)
+        if counts is None:
+            raise RuntimeError(
+                "LanguageModelTask needs a DataModule with token counts "
+                "(LanguageModelDataModule)."
+            )
+        if len(counts) != self.vocab_size:
+            raise ValueError(
+                f"vocabulary size mismatch: the model has {self.vocab_size} tokens but the data "
+                f"has {len(counts)}; use the corpus, min_count and vocabulary the model was "
+                "built with (--data.vocabulary PATH), or start a new model."
+            )
+        if self.hparams["output"] != "full" and (
+            stage == "fit" or self.output.sampler.num_items != len(counts)
+        ):
+            self.output.sampler.setup(counts)
+        if stage == "fit" and not self._bias_ready and self.bias_init == "log_unigram":
+            smoothed = counts.double() + 1.0
+            with torch.no_grad():
+                bias = (smoothed / smoothed.sum()).log()
+                self.model.output_bias.copy_(bias.to(self.model.output_bias))
+        self._bias_ready = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        save_fingerprints(self.trainer, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("state_dict", {}).get("model.output_bias")
+        if saved is not None and saved.shape[0] != self.vocab_size:
+            raise ValueError(
+                f"vocabulary size mismatch: the checkpoint has {saved.shape[0]} tokens but this "
+                f"model and its data have {self.vocab_size}; use the corpus, min_count and "
+                "vocabulary the checkpoint was trained with (--data.vocabulary PATH)."
+            )
+        check_fingerprints(
+            self._trainer,
+            checkpoint,
+            "the checkpoint was trained with another vocabulary (same size, other tokens or "
+            "order): its ids would mean other tokens. Use the vocabulary it was trained with "
+            "(--data.vocabulary PATH).",
+        )
+        self._bias_ready = True
+
+    # --------------------------------------------------------------- TBPTT
+    def _features(self, batch: TokenWindow, stage: Stage) -> tuple[Tensor, Tensor]:
+        """``(N, D)`` LSTM outputs and ``(N,)`` targets, carrying the stage's state."""
+        if not isinstance(batch, TokenWindow):
+            raise TypeError(
+                f"LanguageModelTask expects TokenWindow batches, got {type(batch).__name__}; "
+                "train it with LanguageModelDataModule."
+            )
+        hidden = self._hidden[stage]
+        if hidden is not None and hidden[0].shape[1] != batch.inputs.shape[0]:
+            hidden = None  # a loader with another number of streams starts afresh
+        features, hidden = self.model(batch.inputs, hidden)
+        self._hidden[stage] = detach_hidden(hidden)
+        return features.reshape(-1, features.shape[-1]), batch.targets.reshape(-1)
+
+    def on_train_epoch_start(self) -> None:
+        self._hidden["train"] = None
+
+    def on_validation_epoch_start(self) -> None:
+        self._hidden["val"] = None
+        self.nll.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._hidden["test"] = None
+        self.nll.reset()
+
+    # --------------------------------------------------------------- training
+    def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
+        features, targets = self._features(batch, "train")
+        loss = self.output(self.model, features, targets)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> Optimizer:
+        optimizer = self.optimizer_factory(self.parameters())
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr
+        return optimizer
+
+    # --------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: TokenWindow, stage: Stage) -> None:
+        features, targets = self._features(batch, stage)
+        self.nll.update(self.model.nll(features, targets))
+
+    def _log_perplexity(self, stage: Stage) -> None:
+        mean_nll = self.nll.compute()
+        self.log(f"{stage}/loss", mean_nll)
+        self.log(f"{stage}/ppl", torch.exp(mean_nll), prog_bar=True)
+        self.nll.reset()
+
+    def validation_step(self, batch: TokenWindow, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_perplexity("val")
+
+    def test_step(self, batch: TokenWindow, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_perplexity("test")
+
+    # --------------------------------------------------------------- export
+    def embedding_tables(self) -> dict[str, Tensor]:
+        """``words (V, E)``: the input embeddings, float32 on the CPU."""
+        return {"words": self.model.embedding.weight.detach().float().cpu()}
