@@ -17,6 +17,7 @@ import json
 import math
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -26,6 +27,7 @@ from nslightning.data import LanguageModelDataModule
 from nslightning.data.token_streams import TokenWindow
 from nslightning.samplers import LogUniformSampler, UniformSampler, UnigramSampler
 from nslightning.samplers.base import NegativeSampler
+from nslightning.samplers.table import TableSampler
 from nslightning.tasks import LanguageModelTask
 
 SAMPLERS = {
@@ -67,11 +69,71 @@ class StepClock(pl.Callback):
         self.tokens += batch.num_tokens
 
 
+def device_name(accelerator: str) -> str:
+    """The GPU's name when one is used, else the CPU's model name."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def unigram_test_ppl(data: LanguageModelDataModule) -> float:
     """Perplexity of the add-one-smoothed training unigram model on the test split."""
     counts = data.counts.double() + 1.0
     log_p = (counts / counts.sum()).log()
     return math.exp(-float(log_p[data.ids("test")].mean()))
+
+
+def test_ppl_plus_log_kq(
+    task: LanguageModelTask, trainer: pl.Trainer, data: LanguageModelDataModule
+) -> float:
+    """Test perplexity of negative-sampling scores shifted by ``log(K q_w)``.
+
+    Negative sampling's optimum is ``s_w = log p(w | c) - log(K q_w)`` (Levy & Goldberg 2014),
+    so adding ``log(K q_w)`` to every score recovers ``log p(w | c)`` up to normalisation: the
+    shift NCE's logits build in.
+    """
+    sampler = task.output.sampler
+    assert isinstance(sampler, TableSampler)
+    shift = sampler.probabilities().log() + math.log(task.output.num_negatives)
+    with torch.no_grad():
+        task.model.output_bias += shift.to(task.model.output_bias)
+    try:
+        return float(trainer.test(task, datamodule=data, verbose=False)[0]["test/ppl"])
+    finally:
+        with torch.no_grad():
+            task.model.output_bias -= shift.to(task.model.output_bias)
+
+
+def test_ppl_without_unk(
+    task: LanguageModelTask, data: LanguageModelDataModule, limit: float
+) -> float:
+    """Full-softmax test perplexity over the targets that are not ``<unk>``.
+
+    With ``min_count=1`` no training token is ``<unk>``, so the model learns to give it almost
+    no probability and the test's unseen words dominate ``test_ppl``; this figure leaves them
+    out (the softmax still spans all ``V`` tokens). ``limit`` is Lightning's
+    ``limit_test_batches`` (a fraction, or a number of windows when above 1).
+    """
+    loader = data.test_dataloader()
+    windows = int(limit) if limit > 1 else int(len(loader) * limit)
+    task.eval()
+    total, count, hidden = 0.0, 0, None
+    with torch.no_grad():
+        for _, window in zip(range(windows), loader, strict=False):
+            inputs, targets = window.inputs.to(task.device), window.targets.to(task.device)
+            features, hidden = task.model(inputs, hidden)
+            nll = task.model.nll(features.reshape(-1, features.shape[-1]), targets.reshape(-1))
+            known = targets.reshape(-1) != data.unk_id
+            total += float(nll[known].sum())
+            count += int(known.sum())
+    return math.exp(total / max(count, 1))
 
 
 def run_objective(args: argparse.Namespace, data: LanguageModelDataModule, objective: str) -> dict:
@@ -109,6 +171,10 @@ def run_objective(args: argparse.Namespace, data: LanguageModelDataModule, objec
     trainer.fit(task, datamodule=data)
     val_ppl = float(trainer.callback_metrics["val/ppl"])
     test_ppl = float(trainer.test(task, datamodule=data, verbose=False)[0]["test/ppl"])
+    without_unk = test_ppl_without_unk(task, data, args.limit_eval_batches)
+    extra: dict[str, float] = {"test_ppl_without_unk": round(without_unk, 2)}
+    if objective == "negative_sampling":
+        extra["test_ppl_plus_log_kq"] = round(test_ppl_plus_log_kq(task, trainer, data), 2)
     return {
         "objective": objective,
         "test_ppl": round(test_ppl, 2),
@@ -118,6 +184,7 @@ def run_objective(args: argparse.Namespace, data: LanguageModelDataModule, objec
         "wall_s": round(time.perf_counter() - start, 1),
         "train_tokens": clock.tokens,
         "train_step_s": round(clock.seconds, 1),
+        **extra,
     }
 
 
@@ -176,8 +243,7 @@ def main() -> None:
         "shared_negatives": not args.per_token,
         "dims": [args.embedding_dim, args.hidden_size, args.num_layers],
         "unigram_test_ppl": round(unigram_test_ppl(data), 2),
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
-        or platform.machine(),
+        "device": device_name(args.accelerator),
         "threads": torch.get_num_threads(),
     }
     full: dict | None = None
