@@ -100,12 +100,14 @@ class SampledOutput(nn.Module):
             if self.objective == "nce":
                 raise ValueError(
                     f"nce needs a fixed noise distribution q (its logits are s - log(K q)), but "
-                    f"{name} draws from the batch; use a log-uniform, unigram or uniform sampler."
+                    f"{name} is not one table over the vocabulary; use a log-uniform, unigram or "
+                    "uniform sampler."
                 )
             if self.shared_negatives:
                 raise ValueError(
-                    f"{name} draws from the batch and cannot share one set of candidates across "
-                    "it; set --model.shared_negatives false (candidates per token)."
+                    f"shared candidates are drawn once from one table over the vocabulary, which "
+                    f"{name} is not; set --model.shared_negatives false (candidates per token) "
+                    "or use a log-uniform, unigram or uniform sampler."
                 )
             if not self.remove_accidental_hits:
                 raise ValueError(
