@@ -306,8 +306,11 @@ def _check_shapes(
     log_q: Tensor | None = None,
     pos_log_q: Tensor | None = None,
     weights_arg: str = "weights",
+    log_q_arg: str = "log_q",
+    pos_log_q_arg: str = "pos_log_q",
 ) -> None:
-    """Raises ``ValueError`` naming the argument whose shape does not fit the scores."""
+    """Raises ``ValueError`` naming the argument whose shape does not fit the scores (``*_arg``
+    give the caller's names for them)."""
     if neg_scores.dim() == 0 or neg_scores.shape[:-1] != pos_scores.shape:
         raise ValueError(
             f"{name}: neg_scores must be pos_scores' shape plus K, got {tuple(pos_scores.shape)}"
@@ -315,9 +318,9 @@ def _check_shapes(
         )
     for arg, value, target in (
         ("neg_mask", neg_mask, neg_scores.shape),
-        ("log_q", log_q, neg_scores.shape),
+        (log_q_arg, log_q, neg_scores.shape),
         (weights_arg, weights, pos_scores.shape),
-        ("pos_log_q", pos_log_q, pos_scores.shape),
+        (pos_log_q_arg, pos_log_q, pos_scores.shape),
     ):
         if value is not None and _broadcast_shape(value.shape, target) != target:
             raise ValueError(

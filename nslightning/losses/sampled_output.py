@@ -53,7 +53,7 @@ def sampled_softmax_loss(
     """
     _check_shapes(
         "sampled_softmax_loss", pos_scores, neg_scores, neg_mask=neg_mask, log_q=neg_log_count,
-        pos_log_q=pos_log_count,
+        pos_log_q=pos_log_count, log_q_arg="neg_log_count", pos_log_q_arg="pos_log_count",
     )
     pos_logits = pos_scores if pos_log_count is None else pos_scores - pos_log_count
     neg_logits = neg_scores - neg_log_count
@@ -96,7 +96,7 @@ def nce_loss(
     """
     _check_shapes(
         "nce_loss", pos_scores, neg_scores, neg_mask=neg_mask, log_q=neg_log_count,
-        pos_log_q=pos_log_count,
+        pos_log_q=pos_log_count, log_q_arg="neg_log_count", pos_log_q_arg="pos_log_count",
     )
     neg_terms = F.logsigmoid(neg_log_count - neg_scores)
     if neg_mask is not None:

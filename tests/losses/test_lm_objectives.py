@@ -179,7 +179,9 @@ def test_shape_errors_name_the_argument():
     pos, neg, neg_lc, pos_lc, _ = inputs()
     with pytest.raises(ValueError, match="neg_scores"):
         sampled_softmax_loss(pos, neg[0], neg_lc)
-    with pytest.raises(ValueError, match="log_q"):
+    with pytest.raises(ValueError, match="neg_log_count"):
         nce_loss(pos, neg, neg_lc[:, :2], pos_lc)
-    with pytest.raises(ValueError, match="pos_log_q"):
+    with pytest.raises(ValueError, match="pos_log_count"):
         nce_loss(pos, neg, neg_lc, pos_lc[:2])
+    with pytest.raises(ValueError, match="neg_log_count"):
+        sampled_softmax_loss(pos, neg, neg_lc[:, :2])
