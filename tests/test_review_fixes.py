@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -93,13 +92,6 @@ def test_datamodule_state_continues_the_window_stream(topic_corpus_file: Path) -
     resumed.load_state_dict(original.state_dict())
     assert torch.equal(original.on_after_batch_transfer(chunk, 0).mask,
                        resumed.on_after_batch_transfer(chunk, 0).mask)
-
-
-def test_several_processes_are_refused_with_a_clear_error() -> None:
-    task = SkipGramTask(10, dim=4)
-    task.trainer = SimpleNamespace(world_size=2, global_rank=0)  # type: ignore[assignment]
-    with pytest.raises(RuntimeError, match=r"--trainer\.devices 1"):
-        task.setup("fit")
 
 
 def test_non_skipgram_batch_is_a_clear_error() -> None:

@@ -57,9 +57,12 @@ class LeeDocumentSimilarity(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        self.last_results = lee_correlations(self._vectors(trainer, pl_module), self.judgments)
+        results: dict[str, float] = {}
+        if trainer.is_global_zero:  # once, on rank 0; every rank logs the broadcast values
+            results = lee_correlations(self._vectors(trainer, pl_module), self.judgments)
+        self.last_results = trainer.strategy.broadcast(results)
         for name, value in self.last_results.items():
-            pl_module.log(f"val/{name}", value, prog_bar=name == "lee_pearson")
+            pl_module.log(f"val/{name}", value, prog_bar=name == "lee_pearson", sync_dist=True)
 
     def _vectors(self, trainer: pl.Trainer, pl_module: Any) -> Tensor:
         datamodule = getattr(trainer, "datamodule", None)

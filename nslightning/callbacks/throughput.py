@@ -1,4 +1,4 @@
-"""Words (tokens) per second, measured around the training steps."""
+"""Words (tokens) or pairs per second, measured around the training steps."""
 
 from __future__ import annotations
 
@@ -9,13 +9,24 @@ import pytorch_lightning as pl
 import torch
 
 
+def batch_size_in_units(batch: Any) -> tuple[str, int]:
+    """``("words", n)`` for batches that carry ``num_tokens`` (skip-gram chunks, LM windows),
+    ``("pairs", n)`` for pair batches (a dict with ``anchors``)."""
+    if hasattr(batch, "num_tokens"):
+        return "words", int(batch.num_tokens)
+    if isinstance(batch, dict) and "anchors" in batch:
+        return "pairs", int(batch["anchors"].numel())
+    return "words", 0
+
+
 class Throughput(pl.Callback):
-    """Logs ``train/words_per_s``: corpus tokens consumed per second of training steps.
+    """Logs ``train/words_per_s`` (or ``train/pairs_per_s``) over the training steps.
 
     Measured over windows of ``window`` batches, and over what remains at the end of an epoch.
-
-    The batch must carry ``num_tokens`` (as :class:`~nslightning.data.windows.SkipGramBatch`
-    does); the clock runs from the start of the first batch, so data loading is included.
+    Skip-gram chunks and language-model windows count corpus tokens (``num_tokens``); pair
+    batches count pairs. The clock runs from the start of the first batch, so data loading is
+    included. Under DDP each rank measures its own rate and the logged value is their sum, the
+    run's throughput.
 
     Args:
         window: batches per measurement.
@@ -26,11 +37,12 @@ class Throughput(pl.Callback):
             raise ValueError(f"window must be >= 1, got {window}.")
         self.window = window
         self._start: float | None = None
-        self._tokens = 0
+        self._count = 0
+        self._unit = "words"
         self._batches = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start, self._tokens, self._batches = None, 0, 0
+        self._start, self._count, self._batches = None, 0, 0
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -46,7 +58,8 @@ class Throughput(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        self._tokens += int(getattr(batch, "num_tokens", 0))
+        self._unit, count = batch_size_in_units(batch)
+        self._count += count
         self._batches += 1
         if self._batches >= self.window:
             self._log(pl_module)
@@ -56,9 +69,13 @@ class Throughput(pl.Callback):
             self._log(pl_module)
 
     def _log(self, pl_module: pl.LightningModule) -> None:
+        """Logs the rate on every rank (a collective: ranks run the same number of batches)."""
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)  # count finished work, not queued work
-        if self._start is not None and self._tokens:
-            elapsed = time.perf_counter() - self._start
-            pl_module.log("train/words_per_s", self._tokens / elapsed, prog_bar=True)
-        self._start, self._tokens, self._batches = time.perf_counter(), 0, 0
+        if self._start is not None:
+            elapsed = max(time.perf_counter() - self._start, 1e-9)
+            pl_module.log(
+                f"train/{self._unit}_per_s", self._count / elapsed, prog_bar=True,
+                sync_dist=True, reduce_fx="sum",
+            )
+        self._start, self._count, self._batches = time.perf_counter(), 0, 0

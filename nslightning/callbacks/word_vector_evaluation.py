@@ -45,8 +45,12 @@ def evaluate_keyed_vectors(
     quiet.setLevel(logging.ERROR)
     try:
         for name, filename in WORD_PAIR_SETS.items():
-            with contextlib.redirect_stderr(io.StringIO()):
-                _, spearman, oov = keyed.evaluate_word_pairs(datapath(filename))
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    _, spearman, oov = keyed.evaluate_word_pairs(datapath(filename))
+            except ValueError:  # gensim: no pair of the set is in the vocabulary
+                results[name], results[f"{name}_oov"] = math.nan, 1.0
+                continue
             value = float(spearman.statistic)
             results[name] = value if math.isfinite(value) else math.nan
             results[f"{name}_oov"] = float(oov) / 100.0
@@ -113,7 +117,10 @@ class WordVectorEvaluation(pl.Callback):
             return
         self._evaluate(trainer, pl_module)
         for name, value in self.last_results.items():
-            pl_module.log(f"val/{name}", value, prog_bar=name in ("ws353", "simlex"))
+            # broadcast from rank 0: the same value on every rank, which the mean keeps
+            pl_module.log(
+                f"val/{name}", value, prog_bar=name in ("ws353", "simlex"), sync_dist=True
+            )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Stopped inside an epoch (max_steps, max_time): evaluate the final vectors too.
@@ -124,10 +131,17 @@ class WordVectorEvaluation(pl.Callback):
                 trainer.logger.log_metrics(metrics, step=trainer.global_step)
 
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        keyed = self._keyed_vectors(trainer, pl_module)
+        """Evaluates on rank 0 only and broadcasts the scores, so that every rank logs the same
+        values (``ModelCheckpoint`` and ``EarlyStopping`` read them on every rank)."""
         self._evaluated_at = trainer.global_step
-        self.last_results = evaluate_keyed_vectors(keyed, self.analogy, self.restrict_vocab)
-        self.last_neighbours = nearest_neighbours(keyed, self.probes, self.topn)
+        outcome: tuple[dict[str, float], list[tuple[str, str]]] = ({}, [])
+        if trainer.is_global_zero:
+            keyed = self._keyed_vectors(trainer, pl_module)
+            outcome = (
+                evaluate_keyed_vectors(keyed, self.analogy, self.restrict_vocab),
+                nearest_neighbours(keyed, self.probes, self.topn),
+            )
+        self.last_results, self.last_neighbours = trainer.strategy.broadcast(outcome)
         log_table = getattr(trainer.logger, "log_table", None)
         if callable(log_table) and self.last_neighbours:
             log_table(

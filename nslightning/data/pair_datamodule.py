@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from nslightning.data.known_positives import KnownPositives
 from nslightning.data.pair_encoding import (
@@ -18,6 +18,7 @@ from nslightning.data.pair_encoding import (
     split_pairs,
 )
 from nslightning.data.pair_files import LEE_DOC_WORDS, read_pairs
+from nslightning.data.rank_shards import EvaluationShard, RankBatchSampler
 from nslightning.data.vocabulary import Vocabulary
 
 
@@ -258,30 +259,43 @@ class PairDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.relation  # noqa: B018 - read the relation once per process
 
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        count = len(self.train_pairs)
-        order: RandomSampler | SequentialSampler
-        if self.shuffle:
-            # a resumed run starts from its epoch's seed instead of replaying epoch 0's order
-            epoch = self.trainer.current_epoch if self.trainer is not None else 0
-            generator = torch.Generator().manual_seed(self.seed + epoch)
-            order = RandomSampler(range(count), generator=generator)
-        else:
-            order = SequentialSampler(range(count))
+        rank, world_size = self._rank()
+        batches = RankBatchSampler(
+            len(self.train_pairs), self.batch_size, self.shuffle, self.seed, rank, world_size
+        )
+        # A resumed run starts from its epoch's order instead of replaying epoch 0's.
+        batches.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
         return DataLoader(
             PairBatches(self.train_pairs),
-            sampler=BatchSampler(order, self.batch_size, drop_last=False),
+            sampler=batches,
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        per_chunk = max(1, self.eval_chunk_size // self.vocab_size)
-        chunks = RankingChunks(
-            self.relation.val_known, self.relation.known, per_chunk, self.shared_vocabulary
+        rank, world_size = self._rank()
+        targets = self.relation.val_known
+        evaluated = int((targets.degree(torch.arange(targets.num_anchors)) > 0).sum())
+        if evaluated < world_size:
+            raise ValueError(
+                f"only {evaluated} anchors have pairs to rank, fewer than the {world_size} "
+                "processes that share the evaluation: use fewer devices, or more validation "
+                "pairs (--data.val_fraction)."
+            )
+        # at least one chunk per rank
+        per_chunk = max(1, min(self.eval_chunk_size // self.vocab_size, evaluated // world_size))
+        chunks = RankingChunks(targets, self.relation.known, per_chunk, self.shared_vocabulary)
+        return DataLoader(
+            EvaluationShard(chunks, rank, world_size),
+            batch_size=None,
+            num_workers=self.num_workers,
         )
-        return DataLoader(chunks, batch_size=None, num_workers=self.num_workers)
 
     def describe(self) -> dict[str, int]:
         """Sizes of the relation, for logs and benchmarks."""

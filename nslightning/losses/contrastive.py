@@ -7,7 +7,12 @@ from abc import ABC, abstractmethod
 
 from torch import Tensor, nn
 
-from nslightning.losses.functional import Pointwise, check_options, weighted_contrastive_loss
+from nslightning.losses.functional import (
+    Pointwise,
+    TotalReduction,
+    check_options,
+    weighted_contrastive_loss,
+)
 from nslightning.losses.schedules import Constant, Schedule
 
 
@@ -21,7 +26,12 @@ class ContrastiveLoss(nn.Module, ABC):
         - log_q: ``(*, K)`` or ``None``, the sampler's log probability of each negative
         - weights: ``(*)`` or ``None``, per-pair weights
         - output: scalar
+
+    ``reduce_total`` is set by the task under DDP (the mean over ranks of a local normalizer),
+    so that the means divide by the global batch's totals; ``None`` in one process.
     """
+
+    reduce_total: TotalReduction | None = None
 
     @abstractmethod
     def forward(
@@ -89,7 +99,7 @@ class WeightedContrastiveLoss(ContrastiveLoss):
     ) -> Tensor:
         return weighted_contrastive_loss(
             pos_scores, neg_scores, lam=self.lam, loss=self.loss, margin=self.margin,
-            neg_mask=neg_mask, weights=weights,
+            neg_mask=neg_mask, weights=weights, reduce_total=self.reduce_total,
         )
 
     def extra_repr(self) -> str:

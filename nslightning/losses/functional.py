@@ -8,6 +8,7 @@ optional ``neg_mask`` (``False`` drops a negative: an accidental hit or an empty
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor
 
 Reduction = Literal["mean", "sum", "none"]
 Pointwise = Literal["logistic", "hinge", "squared"]
+TotalReduction = Callable[[Tensor], Tensor]  # a local normalizer -> the one to divide by
 
 
 def sgns_loss(
@@ -91,6 +93,7 @@ def weighted_contrastive_loss(
     margin: float = 1.0,
     neg_mask: Tensor | None = None,
     weights: Tensor | None = None,
+    reduce_total: TotalReduction | None = None,
 ) -> Tensor:
     """The λ-weighted contrastive loss of the project's source documents.
 
@@ -112,6 +115,10 @@ def weighted_contrastive_loss(
         margin: the hinge's margin.
         neg_mask: ``(*, K)`` bool (broadcastable), ``False`` drops a negative from ``S-``.
         weights: ``(*)`` (broadcastable) non-negative pair weights.
+        reduce_total: maps each side's local total (``|S+|``, ``|S-|``, no gradient) to the one
+            to divide by; under DDP the mean of every rank's total
+            (:func:`nslightning.distributed.mean_over_ranks`), so that DDP's gradient average
+            is the gradient of the loss over the global batch.
 
     Returns:
         A scalar.
@@ -124,7 +131,9 @@ def weighted_contrastive_loss(
     _check_shapes(
         "weighted_contrastive_loss", pos_scores, neg_scores, neg_mask=neg_mask, weights=weights
     )
-    positive = _reduce(pointwise_loss(pos_scores, 1.0, loss, margin), weights, "mean")
+    positive = _reduce(
+        pointwise_loss(pos_scores, 1.0, loss, margin), weights, "mean", reduce_total
+    )
     if lam == 0:
         return positive
     neg_weight = torch.ones_like(neg_scores)
@@ -135,7 +144,10 @@ def weighted_contrastive_loss(
     neg_terms = pointwise_loss(neg_scores, -1.0, loss, margin)
     # where, not a product: a dropped slot's score (even inf/NaN) must not reach the sum
     neg_terms = torch.where(neg_weight > 0, neg_terms * neg_weight, 0.0)
-    negative = neg_terms.sum() / neg_weight.sum().clamp_min(1e-12)
+    neg_total = neg_weight.sum()
+    if reduce_total is not None:
+        neg_total = reduce_total(neg_total)
+    negative = neg_terms.sum() / neg_total.clamp_min(1e-12)
     return positive + lam * negative
 
 
@@ -149,6 +161,7 @@ def info_nce_loss(
     pos_log_q: Tensor | None = None,
     weights: Tensor | None = None,
     reduction: Reduction = "mean",
+    reduce_total: TotalReduction | None = None,
 ) -> Tensor:
     """InfoNCE (van den Oord et al. 2018); with ``log_q``, sampled softmax (Jean et al. 2015).
 
@@ -175,6 +188,8 @@ def info_nce_loss(
             softmax of Jean et al. corrects the true class too), or ``None``.
         weights: ``(*)`` (broadcastable) non-negative pair weights.
         reduction: ``"mean"`` (weighted), ``"sum"`` or ``"none"``.
+        reduce_total: maps the mean's local total weight to the one to divide by (see
+            :func:`weighted_contrastive_loss`).
 
     Returns:
         A scalar, or ``(*)`` with ``reduction="none"``.
@@ -199,7 +214,7 @@ def info_nce_loss(
         neg_logits = neg_logits.masked_fill(~neg_mask, float("-inf"))
     logits = torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)
     per_pair = torch.logsumexp(logits, dim=-1) - pos_logits
-    return _reduce(per_pair, weights, reduction)
+    return _reduce(per_pair, weights, reduction, reduce_total)
 
 
 def debiased_contrastive_loss(
@@ -214,6 +229,7 @@ def debiased_contrastive_loss(
     log_q: Tensor | None = None,
     weights: Tensor | None = None,
     reduction: Reduction = "mean",
+    reduce_total: TotalReduction | None = None,
 ) -> Tensor:
     """Debiased contrastive loss (Chuang et al. 2020), with hard-negative reweighting (β,
     Robinson et al. 2021).
@@ -244,6 +260,8 @@ def debiased_contrastive_loss(
         log_q: ``(*, K)`` log probability of each negative under the sampler, or ``None``.
         weights: ``(*)`` (broadcastable) non-negative pair weights.
         reduction: ``"mean"`` (weighted), ``"sum"`` or ``"none"``.
+        reduce_total: maps the mean's local total weight to the one to divide by (see
+            :func:`weighted_contrastive_loss`).
 
     Returns:
         A scalar, or ``(*)`` with ``reduction="none"``.
@@ -272,7 +290,7 @@ def debiased_contrastive_loss(
     log_g = (top + torch.log(spread.clamp_min(tiny))).clamp_min(min_score / temperature)
     log_total = torch.log(count.to(b.dtype)) + log_g  # -inf when no negative is kept
     per_pair = torch.logaddexp(a, log_total) - a
-    return _reduce(per_pair, weights, reduction)
+    return _reduce(per_pair, weights, reduction, reduce_total)
 
 
 def check_options(
@@ -330,8 +348,14 @@ def _check_shapes(
             )
 
 
-def _reduce(per_pair: Tensor, weight: Tensor | None, reduction: Reduction) -> Tensor:
-    """Applies pair weights and the reduction (the weighted mean divides by the total weight)."""
+def _reduce(
+    per_pair: Tensor,
+    weight: Tensor | None,
+    reduction: Reduction,
+    reduce_total: TotalReduction | None = None,
+) -> Tensor:
+    """Applies pair weights and the reduction (the weighted mean divides by the total weight,
+    passed through ``reduce_total`` first when given)."""
     if weight is not None:
         per_pair = per_pair * weight
     if reduction == "none":
@@ -343,6 +367,8 @@ def _reduce(per_pair: Tensor, weight: Tensor | None, reduction: Reduction) -> Te
             total = per_pair.new_tensor(per_pair.numel())
         else:
             total = weight.expand_as(per_pair).sum()
+        if reduce_total is not None:
+            total = reduce_total(total)
         return per_pair.sum() / total.clamp_min(1e-12)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
 

@@ -36,6 +36,7 @@ class InfoNCELoss(ContrastiveLoss):
         return info_nce_loss(
             pos_scores, neg_scores, temperature=self.temperature, neg_mask=neg_mask,
             log_q=_needed_log_q(self.correct_log_q, log_q), weights=weights,
+            reduce_total=self.reduce_total,
         )
 
     def extra_repr(self) -> str:
@@ -81,6 +82,7 @@ class DebiasedContrastiveLoss(ContrastiveLoss):
             pos_scores, neg_scores, temperature=self.temperature, tau_plus=self.tau_plus,
             beta=self.beta, min_score=self.min_score, neg_mask=neg_mask,
             log_q=_needed_log_q(self.correct_log_q, log_q), weights=weights,
+            reduce_total=self.reduce_total,
         )
 
     def extra_repr(self) -> str:

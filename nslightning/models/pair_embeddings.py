@@ -64,6 +64,14 @@ class PairEmbeddings(nn.Module):
                 table.weight.uniform_(-init_scale, init_scale)
 
     @property
+    def sparse(self) -> bool:
+        return self.anchor_table.sparse
+
+    def use_sparse_gradients(self, sparse: bool) -> None:
+        """Switches the tables between sparse and dense gradients (DDP over NCCL needs dense)."""
+        self.anchor_table.sparse = self.item_table.sparse = sparse
+
+    @property
     def num_items(self) -> int:
         return self.item_table.num_embeddings
 

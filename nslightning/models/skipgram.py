@@ -33,6 +33,11 @@ class SkipGramEmbeddings(nn.Module):
             self.input.weight.uniform_(-0.5 / dim, 0.5 / dim)
             self.output.weight.zero_()
 
+    def use_sparse_gradients(self, sparse: bool) -> None:
+        """Switches the tables between sparse and dense gradients (DDP over NCCL needs dense)."""
+        self.sparse = sparse
+        self.input.sparse = self.output.sparse = sparse
+
     @property
     def vocab_size(self) -> int:
         return self.input.num_embeddings

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from nslightning.distributed import gather_ids
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
 from nslightning.samplers.batch_counts import count_in, log_frequency, repeated_in_row
 
@@ -30,6 +31,14 @@ class InBatchSampler(NegativeSampler):
     probability that the logQ correction of Yi et al. 2019 ("Sampling-bias-corrected neural
     modeling") subtracts so that popular items are not over-penalised.
 
+    With ``across_ranks`` under DDP the candidates are the positives of the global batch: every
+    rank gathers the others' positive ids (``N`` per rank, ``P = world_size * N`` in all) and
+    its rows draw from all ``P`` positions. The ids are gathered, not vectors: the tables are
+    replicated, so a rank scores the gathered ids with its own copy and DDP's gradient
+    all-reduce sums every contribution, which gives the gradients of one process holding the
+    whole batch (without moving ``P x D`` vectors). Rows keep their own generator
+    (``seed + rank``), so capped draws differ between ranks.
+
     The capped choice draws ``2K + 16`` random other positions per row, keeps ``K`` distinct
     valid ones at random, and redoes exactly (random keys over the whole batch) the rows that
     did not find enough: ``O(N K)`` work when the batch has enough distinct positives, uniform
@@ -40,51 +49,71 @@ class InBatchSampler(NegativeSampler):
         never_drawn: ids that are never valid negatives (padding, ``<unk>``).
         all_others: every row gets all ``N - 1`` others whatever ``K`` the task asks for (the
             usual in-batch softmax).
+        across_ranks: under DDP, draw from the positives of every rank (the global batch);
+            each rank must then have the same number of positives per call. No effect in one
+            process.
     """
 
     def __init__(
-        self, seed: int = 0, never_drawn: Sequence[int] | None = None, all_others: bool = False
+        self,
+        seed: int = 0,
+        never_drawn: Sequence[int] | None = None,
+        all_others: bool = False,
+        across_ranks: bool = False,
     ) -> None:
         super().__init__(seed=seed)
         self.all_others = bool(all_others)
+        self.across_ranks = bool(across_ranks)
         self._set_never_drawn(never_drawn)
 
     def _setup(self, counts: Tensor) -> None:
         pass  # the batch is the distribution
 
+    def _pool(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The candidates ``(P,)`` and each row's own position in them ``(N,)``."""
+        pool, offset = gather_ids(rows) if self.across_ranks else (rows, 0)
+        own = torch.arange(rows.numel(), device=rows.device) + offset
+        return pool, own
+
     def _draw(self, request: DrawRequest) -> Draw:
         positives = request.positives
-        flat = positives.reshape(-1).long()
-        num = flat.numel()
-        columns = max(num - 1, 0)
+        rows = positives.reshape(-1).long()
+        pool, own = self._pool(rows)
+        size = pool.numel()
+        columns = max(size - 1, 0)
         if not self.all_others:
             columns = min(request.num_negatives, columns)
-        drawable = self.drawable(flat)
-        if columns == num - 1:
-            rows = torch.arange(num, device=flat.device)[:, None]
-            others = torch.arange(columns, device=flat.device)[None, :]
-            positions = others + (others >= rows).long()  # (N, N-1): every j != i, in order
+        drawable = self.drawable(pool)
+        if columns == size - 1:
+            others = torch.arange(columns, device=rows.device)[None, :]
+            positions = others + (others >= own[:, None]).long()  # (N, P-1): every j != own
         else:
-            positions = self._choose(flat, drawable, columns, request.generator)
-        ids = flat[positions]
+            positions = self._choose(pool, rows, own, drawable, columns, request.generator)
+        ids = pool[positions]
         valid = drawable[positions]
-        log_q = self._row_log_frequency(ids, flat, drawable)
+        log_q = self._row_log_frequency(ids, rows, pool, drawable)
         shape = (*positives.shape, columns)
         return Draw(ids.view(shape), log_q.view(shape), valid.view(shape))
 
     def _choose(
-        self, flat: Tensor, drawable: Tensor, columns: int, generator: torch.Generator
+        self,
+        pool: Tensor,
+        rows: Tensor,
+        own: Tensor,
+        drawable: Tensor,
+        columns: int,
+        generator: torch.Generator,
     ) -> Tensor:
-        """``(N, columns)`` positions ``j != i``, a uniform choice among the valid ones."""
-        num, device = flat.numel(), flat.device
-        rows = torch.arange(num, device=device)
-        if num * num <= MAX_KEYS:
-            return self._choose_exactly(flat, drawable, rows, columns, generator)
-        draws = min(num - 1, 2 * columns + 16)
-        offsets = torch.randint(1, num, (num, draws), device=device, generator=generator)
-        positions = (rows[:, None] + offsets) % num
-        bad = (flat[positions] == flat[:, None]) | ~drawable[positions]
-        keys = torch.rand((num, draws), device=device, generator=generator)
+        """``(N, columns)`` positions of ``pool`` other than ``own``, a uniform choice among
+        the valid ones (``rows (N,)`` are the rows' positives)."""
+        size, num = pool.numel(), rows.numel()
+        if num * size <= MAX_KEYS:
+            return self._choose_exactly(pool, rows, own, drawable, columns, generator)
+        draws = min(size - 1, 2 * columns + 16)
+        offsets = torch.randint(1, size, (num, draws), device=pool.device, generator=generator)
+        positions = (own[:, None] + offsets) % size
+        bad = (pool[positions] == rows[:, None]) | ~drawable[positions]
+        keys = torch.rand((num, draws), device=pool.device, generator=generator)
         keys += bad.float() + 2.0 * repeated_in_row(positions).float()
         best = keys.topk(columns, dim=1, largest=False)
         chosen = positions.gather(1, best.indices)
@@ -93,50 +122,63 @@ class InBatchSampler(NegativeSampler):
         found = (best.values < 1.0).sum(dim=1)
         short = torch.nonzero(found < columns).squeeze(1)
         if short.numel() > 0:
-            chosen[short] = self._choose_exactly(flat, drawable, short, columns, generator)
+            chosen[short] = self._choose_exactly(
+                pool, rows[short], own[short], drawable, columns, generator
+            )
         return chosen
 
     @staticmethod
     def _choose_exactly(
-        flat: Tensor, drawable: Tensor, rows: Tensor, columns: int, generator: torch.Generator
+        pool: Tensor,
+        rows: Tensor,
+        own: Tensor,
+        drawable: Tensor,
+        columns: int,
+        generator: torch.Generator,
     ) -> Tensor:
-        """``(len(rows), columns)`` by random keys over the whole batch, valid ones first."""
-        num = flat.numel()
-        block = max(1, MAX_KEYS // max(num, 1))
+        """``(len(rows), columns)`` by random keys over the whole pool, valid ones first."""
+        size = pool.numel()
+        block = max(1, MAX_KEYS // max(size, 1))
         chosen = []
         for start in range(0, rows.numel(), block):
-            part = rows[start : start + block]
-            keys = torch.rand((part.numel(), num), device=flat.device, generator=generator)
-            invalid = (flat[part, None] == flat[None, :]) | ~drawable[None, :]
+            part = slice(start, start + block)
+            part_rows, part_own = rows[part], own[part]
+            keys = torch.rand((part_rows.numel(), size), device=pool.device, generator=generator)
+            invalid = (part_rows[:, None] == pool[None, :]) | ~drawable[None, :]
             keys += invalid.float()  # valid keys in [0, 1), invalid in [1, 2)
-            keys[torch.arange(part.numel(), device=flat.device), part] = 3.0  # never itself
+            keys[torch.arange(part_rows.numel(), device=pool.device), part_own] = 3.0  # itself
             chosen.append(keys.topk(columns, dim=1, largest=False).indices)
-        return torch.cat(chosen) if chosen else flat.new_empty((0, columns))
+        return torch.cat(chosen) if chosen else pool.new_empty((0, columns))
 
-    @staticmethod
-    def _row_log_frequency(ids: Tensor, flat: Tensor, drawable: Tensor) -> Tensor:
-        """``(N, M)`` ``log(count(id) / (N' - c_i))`` for ``ids (N, M)``, rows of ``flat``
-        (``log(count / N')`` for copies of the row's own positive)."""
-        population = flat.masked_fill(~drawable, -1)
-        counts = count_in(population, population)
-        own = torch.where(drawable, counts, torch.zeros_like(counts))  # c_i
+    def _row_log_frequency(
+        self, ids: Tensor, rows: Tensor, pool: Tensor, drawable: Tensor
+    ) -> Tensor:
+        """``(N, M)`` ``log(count(id) / (P' - c_i))`` for ``ids (N, M)`` of rows ``rows (N,)``:
+        ``P'`` drawable positions of ``pool``, ``c_i`` copies of row ``i``'s own positive
+        (``log(count / P')`` for those copies)."""
+        population = pool.masked_fill(~drawable, -1)
+        own_drawable = self.drawable(rows)
+        own_counts = count_in(rows.masked_fill(~own_drawable, -1), population)
+        own = torch.where(own_drawable, own_counts, torch.zeros_like(own_counts))  # c_i
         candidates = (drawable.sum() - own).clamp_min(1)
         log_count = log_frequency(ids, population, 1)
         log_q = log_count - candidates.float().log().unsqueeze(-1)
         # A copy of the row's own positive is never a valid draw (it is masked): give it the
         # plain batch frequency, a finite log-probability.
         batch = log_count - drawable.sum().clamp_min(1).float().log()
-        return torch.where(ids == flat.unsqueeze(-1), batch, log_q)
+        return torch.where(ids == rows.unsqueeze(-1), batch, log_q)
 
     def log_prob(self, ids: Tensor, positives: Tensor, exclude: Tensor | None = None) -> Tensor:
-        """``log(count(id) / (N - c))`` per row; ``-inf`` for the row's own positive and for
-        ids not in the batch."""
-        flat = positives.reshape(-1).long()
-        rows = ids.reshape(flat.numel(), -1)
-        log_q = self._row_log_frequency(rows, flat, self.drawable(flat))
-        log_q = log_q.masked_fill(rows == flat[:, None], float("-inf"))
+        """``log(count(id) / (P - c))`` per row; ``-inf`` for the row's own positive and for
+        ids not among the candidates (a collective with ``across_ranks``)."""
+        rows = positives.reshape(-1).long()
+        pool, _ = self._pool(rows)
+        flat_ids = ids.reshape(rows.numel(), -1)
+        log_q = self._row_log_frequency(flat_ids, rows, pool, self.drawable(pool))
+        log_q = log_q.masked_fill(flat_ids == rows[:, None], float("-inf"))
         return log_q.view(ids.shape)
 
     def extra_repr(self) -> str:
         excluded = f"never_drawn={self.never_drawn}, " if self.never_drawn else ""
-        return f"all_others={self.all_others}, " + excluded + super().extra_repr()
+        spans = "across_ranks=True, " if self.across_ranks else ""
+        return f"all_others={self.all_others}, " + spans + excluded + super().extra_repr()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from nslightning.distributed import gather_ids
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
 from nslightning.samplers.batch_counts import count_in, log_frequency
 
@@ -24,10 +25,16 @@ class MemoryBankSampler(NegativeSampler):
     checkpoints. Enqueueing and drawing are tensor ops only (no host sync). A checkpoint brings
     its own queue, whatever ``size`` the new sampler was built with.
 
+    With ``across_ranks`` under DDP every rank enqueues the positives of the global batch (in
+    rank order), as multi-GPU MoCo does, so all ranks hold the same queue and draw from it with
+    their own generators (``seed + rank``).
+
     Args:
         size: capacity of the queue.
         seed: base seed of the generator (rank ``r`` uses ``seed + r``).
         never_drawn: ids that are never enqueued (padding, ``<unk>``).
+        across_ranks: under DDP, enqueue every rank's positives (each rank must then pass the
+            same number per call). No effect in one process.
     """
 
     bank: Tensor
@@ -35,9 +42,14 @@ class MemoryBankSampler(NegativeSampler):
     filled: Tensor
 
     def __init__(
-        self, size: int = 4096, seed: int = 0, never_drawn: Sequence[int] | None = None
+        self,
+        size: int = 4096,
+        seed: int = 0,
+        never_drawn: Sequence[int] | None = None,
+        across_ranks: bool = False,
     ) -> None:
         super().__init__(seed=seed)
+        self.across_ranks = bool(across_ranks)
         if size < 1:
             raise ValueError(f"MemoryBankSampler size must be >= 1, got {size}.")
         self._set_never_drawn(never_drawn)
@@ -55,8 +67,11 @@ class MemoryBankSampler(NegativeSampler):
         self.filled.zero_()
 
     def enqueue(self, ids: Tensor) -> None:
-        """Appends ``ids`` (any shape, flattened in order) to the queue, dropping the oldest."""
+        """Appends ``ids`` (any shape, flattened in order) to the queue, dropping the oldest
+        (every rank's ids, in rank order, with ``across_ranks``)."""
         flat = ids.reshape(-1).long()
+        if self.across_ranks:
+            flat, _ = gather_ids(flat)
         keep = self.drawable(flat)
         order = keep.cumsum(0)  # 1-based position among the kept ids
         kept = order[-1] if flat.numel() else order.new_zeros(())
@@ -102,4 +117,5 @@ class MemoryBankSampler(NegativeSampler):
         return log_frequency(ids, self.bank, self.filled)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, " + super().extra_repr()
+        spans = "across_ranks=True, " if self.across_ranks else ""
+        return f"size={self.size}, " + spans + super().extra_repr()

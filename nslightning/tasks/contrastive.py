@@ -6,24 +6,42 @@ import copy
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.data.known_positives import KnownPositives
+from nslightning.distributed import mean_over_ranks, sparse_gradients_reducible
 from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
 from nslightning.losses.softmax import DebiasedContrastiveLoss
 from nslightning.metrics.ranking import FilteredRanking
 from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
-from nslightning.samplers.base import NegativeSampler
+from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+
+
+class PairStep(NamedTuple):
+    """One training batch of the contrastive task.
+
+    Attributes:
+        loss: the scalar loss.
+        negatives: the draw, its ``mask`` with known positives (and the anchor) removed.
+        scores: ``(B, 1 + K)`` the positive's score, then the negatives'.
+        exclude: ``(B, C)`` the known positives given to the sampler, or ``None``.
+    """
+
+    loss: Tensor
+    negatives: Negatives
+    scores: Tensor
+    exclude: Tensor | None
 
 
 class ContrastiveTask(pl.LightningModule):
@@ -36,6 +54,12 @@ class ContrastiveTask(pl.LightningModule):
     known (training) positive of its anchor is masked out of the loss, and hard-negative mining
     scores known positives ``-inf``: the loss never pushes a true pair apart. The loss gets
     ``(pos_scores (B,), neg_scores (B, K), mask, log_q, weights)``.
+
+    Under DDP each rank takes its own equal share of the pairs and draws its own negatives
+    (``seed + rank``); samplers with ``across_ranks`` draw from the global batch. The loss's
+    means divide by the global batch's totals, so the gradients equal those of one process with
+    the whole batch. Over NCCL (no sparse all-reduce) ``sparse`` tables switch to dense
+    gradients.
 
     Validation ranks every item for each evaluated anchor (filtered ranks, see
     :class:`~nslightning.metrics.FilteredRanking`) and logs ``val/mrr``, ``val/mean_rank``,
@@ -129,6 +153,14 @@ class ContrastiveTask(pl.LightningModule):
     # --------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
         self.sampler.set_rank(self.global_rank)
+        if self.trainer.world_size > 1:
+            self.loss.reduce_total = mean_over_ranks
+        if self.embeddings.sparse and not sparse_gradients_reducible():
+            rank_zero_info(
+                "ContrastiveTask: NCCL cannot all-reduce sparse gradients, so the embedding "
+                "tables use dense gradients under DDP."
+            )
+            self.embeddings.use_sparse_gradients(False)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "train_known"):
             raise RuntimeError(
@@ -170,7 +202,9 @@ class ContrastiveTask(pl.LightningModule):
         )
 
     # --------------------------------------------------------------- training
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def batch_loss(self, batch: dict[str, Tensor]) -> PairStep:
+        """The loss of a training batch ``{"anchors" (B,), "items" (B,)[, "weights" (B,)]}``,
+        with what the diagnostics need."""
         anchors, items = batch["anchors"], batch["items"]
         weights = batch.get("weights")
         known = self.known if self.filter_known else None
@@ -190,21 +224,30 @@ class ContrastiveTask(pl.LightningModule):
         scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
         self.loss.set_step(self.global_step)
         loss = self.loss(scores[:, 0], scores[:, 1:], mask, negatives.log_q, weights)
-        self.log("train/loss", loss, prog_bar=True)
+        return PairStep(loss, replace(negatives, mask=mask), scores, exclude)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        step = self.batch_loss(batch)
+        self.log("train/loss", step.loss, prog_bar=True, sync_dist=True)
         for name, value in self.loss.logged_values().items():
             self.log(f"train/{name}", value)
-        self.log("train/masked_share", 1.0 - mask.float().mean())
+        self.log("train/masked_share", 1.0 - step.negatives.mask.float().mean())
         every = self.diagnostics_every
         if every > 0 and self.global_step % every == 0:
             with torch.no_grad():
                 log_sampler_diagnostics(
-                    self, replace(negatives, mask=mask), self.vocab_size, scores[:, 0].detach(),
-                    scores[:, 1:].detach(), positives=items, exclude=exclude,
+                    self, step.negatives, self.vocab_size, step.scores[:, 0].detach(),
+                    step.scores[:, 1:].detach(), positives=batch["items"], exclude=step.exclude,
                 )
-        return loss
+        return step.loss
 
     def configure_optimizers(self) -> Optimizer:
         optimizer = self.optimizer_factory(self.parameters())
+        if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
+            raise ValueError(
+                "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "
+                "false, or DDP over NCCL): use Adam, Adagrad or SGD."
+            )
         for group in optimizer.param_groups:
             group["lr"] = self.lr
         return optimizer
@@ -224,7 +267,9 @@ class ContrastiveTask(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         results = self.ranking.compute()
-        self.log_dict({f"val/{name}": value.float() for name, value in results.items()})
+        # computed from the states of every rank: the same values everywhere
+        values = {f"val/{name}": value.float() for name, value in results.items()}
+        self.log_dict(values, sync_dist=True)
         self.ranking.reset()
 
     # --------------------------------------------------------------- export

@@ -172,7 +172,7 @@ class LanguageModelTask(pl.LightningModule):
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         features, targets = self._features(batch, "train")
         loss = self.output(self.model, features, targets)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> Optimizer:
@@ -187,9 +187,9 @@ class LanguageModelTask(pl.LightningModule):
         self.nll.update(self.model.nll(features, targets))
 
     def _log_perplexity(self, stage: Stage) -> None:
-        mean_nll = self.nll.compute()
-        self.log(f"{stage}/loss", mean_nll)
-        self.log(f"{stage}/ppl", torch.exp(mean_nll), prog_bar=True)
+        mean_nll = self.nll.compute()  # token-weighted over every rank's windows
+        self.log(f"{stage}/loss", mean_nll, sync_dist=True)  # the same value on every rank
+        self.log(f"{stage}/ppl", torch.exp(mean_nll), prog_bar=True, sync_dist=True)
         self.nll.reset()
 
     def validation_step(self, batch: TokenWindow, batch_idx: int) -> None:

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
+from nslightning.distributed import max_over_ranks, sparse_gradients_reducible
 from nslightning.losses.functional import sgns_loss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
@@ -42,6 +44,14 @@ class SkipGramTask(pl.LightningModule):
     decays linearly to ``min_lr`` over the run, as in word2vec and gensim. Lightning counts one
     ``global_step`` per update, so ``--trainer.max_steps`` counts updates of ``update_size``
     centers; the decay ends at ``max_epochs`` or ``max_steps``, whichever comes first.
+
+    Under DDP (``--trainer.strategy ddp``) every rank takes its own chunks and draws its own
+    negatives; an update then holds ``update_size`` centers per rank, and its loss is scaled by
+    the world size so that DDP's gradient average is the sum over every rank's pairs: ``N``
+    processes with ``update_size`` ``u`` update like one process with ``N u``. Ranks agree on
+    the number of updates of each batch (one small all-reduce per batch); a rank with fewer
+    takes part in the extra ones with an empty update. Gradients stay sparse over gloo (CPU);
+    over NCCL, which has no sparse all-reduce, the tables switch to dense gradients.
 
     Args:
         vocab_size: number of words ``V`` (linked from the DataModule by the CLI).
@@ -104,12 +114,13 @@ class SkipGramTask(pl.LightningModule):
         return self.embeddings.vocab_size
 
     def setup(self, stage: str) -> None:
-        if self.trainer.world_size > 1:
-            raise RuntimeError(
-                "SkipGramTask runs in one process for now: each rank would make a different "
-                "number of updates per batch and the gradient all-reduce would hang. Use "
-                "--trainer.devices 1 (multi-device training is tracked as its own issue)."
+        if self.embeddings.sparse and not sparse_gradients_reducible():
+            rank_zero_info(
+                "SkipGramTask: NCCL cannot all-reduce sparse gradients, so the embedding tables "
+                "use dense gradients under DDP (same updates with SparseSGD or SGD; "
+                "SparseSGD's max_repeats cap needs sparse gradients and is not applied)."
             )
+            self.embeddings.use_sparse_gradients(False)
         self.sampler.set_rank(self.global_rank)
         counts = getattr(getattr(self.trainer, "datamodule", None), "counts", None)
         if counts is None:
@@ -220,22 +231,36 @@ class SkipGramTask(pl.LightningModule):
         total_loss = batch.centers.new_zeros((), dtype=torch.float32)
         total_pairs = torch.zeros_like(total_loss)
         lr = self.lr
-        for number, (centers, contexts, mask) in enumerate(self.updates(batch)):
+        updates = list(self.updates(batch))
+        world = self.trainer.world_size
+        count = max_over_ranks(len(updates), self.device) if world > 1 else len(updates)
+        for number in range(count):
             position = number * self.update_size / max(num_rows, 1)
-            lr = self.learning_rate(batch_idx + position)
+            lr = self.learning_rate(batch_idx + min(position, 1.0))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            every = self.diagnostics_every
-            diagnose = every > 0 and self.global_step % every == 0
-            loss_sum, num_pairs = self.update_loss(centers, contexts, mask, diagnose)
+            if number < len(updates):
+                every = self.diagnostics_every
+                diagnose = every > 0 and self.global_step % every == 0
+                loss_sum, num_pairs = self.update_loss(*updates[number], diagnose=diagnose)
+            else:  # this rank has no rows left: it still joins the gradient all-reduce
+                loss_sum, num_pairs = self.empty_update_loss(), total_pairs.new_zeros(())
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss_sum)
+            self.manual_backward(loss_sum * world)  # DDP averages: the sum over every rank
             optimizer.step()
             total_loss += loss_sum.detach()
             total_pairs += num_pairs
-        self.log("train/loss", total_loss / total_pairs.clamp_min(1.0), prog_bar=True)
+        self.log(
+            "train/loss", total_loss / total_pairs.clamp_min(1.0), prog_bar=True, sync_dist=True
+        )
         self.log("train/lr", lr)
-        self.log("train/pairs", total_pairs)
+        self.log("train/pairs", total_pairs, sync_dist=True, reduce_fx="sum")
+
+    def empty_update_loss(self) -> Tensor:
+        """A zero loss through both tables (with zero-row gradients), for an update that has
+        no rows on this rank."""
+        nothing = torch.zeros((0, 1), dtype=torch.long, device=self.device)
+        return self.embeddings(nothing, nothing).sum()
 
     def learning_rate(self, batch_position: float) -> float:
         """Linear decay from ``lr`` to ``min_lr`` over the run.
@@ -255,6 +280,11 @@ class SkipGramTask(pl.LightningModule):
 
     def configure_optimizers(self) -> Optimizer:
         optimizer = self.optimizer_factory(self.parameters())
+        if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
+            raise ValueError(
+                "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "
+                "false, or DDP over NCCL): use Adam, SGD or SparseSGD."
+            )
         if self.embeddings.sparse and type(optimizer).__module__.startswith("torch.optim"):
             defaults = optimizer.defaults
             unsupported = not isinstance(optimizer, SPARSE_TORCH_OPTIMIZERS) or any(

@@ -201,7 +201,7 @@ def test_choose_exactly_in_row_blocks(monkeypatch: pytest.MonkeyPatch):
     gen = torch.Generator().manual_seed(0)
     rows = torch.tensor([0, 3, 4, 5, 6, 9, 1])
     for _ in range(50):
-        chosen = InBatchSampler._choose_exactly(flat, drawable, rows, 4, gen)
+        chosen = InBatchSampler._choose_exactly(flat, flat[rows], rows, drawable, 4, gen)
         assert chosen.shape == (rows.numel(), 4)
         assert not (chosen == rows[:, None]).any()  # never the row's own position
         for row, positions in zip(rows.tolist(), chosen.tolist(), strict=True):

@@ -1,0 +1,97 @@
+"""Each DDP rank's share of the training pairs and of the evaluation chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch.utils.data import Dataset, DistributedSampler, IterableDataset
+
+Item = TypeVar("Item")
+
+
+class RankBatchSampler(DistributedSampler[list[int]]):
+    """Batches of indices for one rank: every rank gets the same number of batches, of the same
+    sizes, from a shuffle that all ranks share.
+
+    Each epoch the ``count`` indices are shuffled with ``seed + epoch`` (the same order on every
+    rank), padded by wrapping around to a multiple of ``world_size`` (as ``DistributedSampler``
+    does), and rank ``r`` takes positions ``r, r + world_size, ...``, cut into batches of
+    ``batch_size``. Equal batches keep DDP's collectives in step and let negatives be gathered
+    across ranks. It is a ``DistributedSampler``, so Lightning leaves it in place and calls
+    :meth:`set_epoch`.
+
+    Args:
+        count: number of training examples.
+        batch_size: examples per rank and step.
+        shuffle: shuffle each epoch (otherwise corpus order).
+        seed: base seed of the shuffle.
+        rank: this process's rank.
+        world_size: number of processes.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if count < 1:
+            raise ValueError("no training examples: the relation is empty after min_count.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        super().__init__(
+            range(count),  # type: ignore[arg-type]  # only its length is read
+            num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+        )
+        self.count = count
+        self.batch_size = batch_size
+        self.per_rank = -(-count // world_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.count, generator=generator)
+        else:
+            order = torch.arange(self.count)
+        padded = order.repeat(-(-self.per_rank * self.num_replicas // self.count))
+        mine = padded[: self.per_rank * self.num_replicas][self.rank :: self.num_replicas]
+        for start in range(0, self.per_rank, self.batch_size):
+            yield mine[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return -(-self.per_rank // self.batch_size)
+
+
+class EvaluationShard(IterableDataset[Item], Generic[Item]):
+    """Items ``rank, rank + world_size, ...`` of a map-style dataset, each once.
+
+    Evaluation must not repeat items (a padded ``DistributedSampler`` would count some twice in
+    the metrics), and ranks may get one item more or less. As an iterable dataset it is left
+    alone by Lightning; the metrics' states are summed across ranks when computed.
+
+    Args:
+        dataset: the items (with ``__len__``).
+        rank: this process's rank.
+        world_size: number of processes.
+    """
+
+    def __init__(self, dataset: Dataset[Item], rank: int = 0, world_size: int = 1) -> None:
+        if not isinstance(dataset, Sized):
+            raise TypeError("EvaluationShard needs a dataset with __len__.")
+        self.dataset = dataset
+        self.indices = range(rank, len(dataset), world_size)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[Item]:
+        for index in self.indices:
+            yield self.dataset[index]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[self.indices[index]]

@@ -1,0 +1,103 @@
+"""One process of a gloo group, run by ``test_gloo.py`` (``python gloo_worker.py SCENARIO RANK
+WORLD PORT OUT``): computes what the scenario needs and saves it to ``OUT/rank{RANK}.pt``.
+
+With ``WORLD == 1`` no process group is started and the process holds the whole batch: the
+single-process reference of the same computation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from nslightning.distributed import mean_over_ranks
+from nslightning.losses.contrastive import WeightedContrastiveLoss
+from nslightning.losses.softmax import InfoNCELoss
+from nslightning.samplers import InBatchSampler, MemoryBankSampler, UnigramSampler
+from nslightning.tasks.contrastive import ContrastiveTask
+
+# 16 pairs; ids repeat (in both halves and across them), so duplicates are masked and the
+# number of kept negatives differs between the two halves.
+ANCHORS = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3])
+ITEMS = torch.tensor([3, 5, 7, 3, 9, 11, 13, 15, 2, 4, 6, 8, 10, 12, 14, 4])
+WEIGHTS = torch.linspace(0.5, 2.0, 16)
+
+
+def gradients(loss_name: str, rank: int, world: int, global_normalizer: bool) -> dict:
+    """The averaged gradients of a ContrastiveTask step with in-batch negatives across ranks."""
+    torch.manual_seed(0)  # the same initial tables in every process
+    loss = (
+        InfoNCELoss(temperature=0.5, correct_log_q=True)
+        if loss_name == "info_nce"
+        else WeightedContrastiveLoss(lam=0.7)
+    )
+    task = ContrastiveTask(
+        16, num_anchors=12, dim=6, num_negatives=100, filter_known=False, max_exclude=0,
+        sampler=InBatchSampler(all_others=True, across_ranks=True), loss=loss,
+    )
+    task.sampler.set_rank(rank)
+    task.sampler.setup(torch.ones(16, dtype=torch.long))
+    if world > 1 and global_normalizer:
+        task.loss.reduce_total = mean_over_ranks  # what ContrastiveTask.setup does under DDP
+    share = slice(rank * 16 // world, (rank + 1) * 16 // world)
+    batch = {"anchors": ANCHORS[share], "items": ITEMS[share]}
+    if loss_name == "weighted":
+        batch["weights"] = WEIGHTS[share]
+    step = task.batch_loss(batch)
+    step.loss.backward()
+    grads = {}
+    for name, param in task.named_parameters():
+        grad = param.grad if param.grad is not None else torch.zeros_like(param)
+        if world > 1:  # what DDP does: the mean over ranks
+            dist.all_reduce(grad)
+            grad = grad / world
+        grads[name] = grad
+    return {"grads": grads, "columns": step.scores.shape[1] - 1}
+
+
+def draws(rank: int, world: int) -> dict:
+    """What each rank draws: a unigram table, a memory bank and a capped in-batch sampler."""
+    counts = torch.arange(1, 51)
+    unigram = UnigramSampler(power=0.75, seed=3)
+    unigram.set_rank(rank)
+    unigram.setup(counts)
+    positives = torch.arange(8) + 8 * rank
+    bank = MemoryBankSampler(size=64, seed=3, across_ranks=True)
+    bank.set_rank(rank)
+    bank.setup(counts)
+    bank_draw = bank.sample(positives, 5)
+    in_batch = InBatchSampler(seed=3, across_ranks=True)
+    in_batch.set_rank(rank)
+    in_batch.setup(counts)
+    return {
+        "unigram": unigram.sample(torch.zeros(64, dtype=torch.long), 5).ids,
+        "bank": bank.contents(),
+        "bank_draw": bank_draw.ids,
+        "in_batch": in_batch.sample(positives, 3).ids,
+    }
+
+
+def main() -> None:
+    scenario, rank, world, port, out = sys.argv[1:6]
+    rank_number, world_size = int(rank), int(world)
+    if world_size > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        dist.init_process_group(
+            "gloo", rank=rank_number, world_size=world_size, timeout=timedelta(seconds=60)
+        )
+    if scenario == "draws":
+        result = draws(rank_number, world_size)
+    else:
+        loss_name, _, normalizer = scenario.partition(":")
+        result = gradients(loss_name, rank_number, world_size, normalizer != "local")
+    torch.save(result, os.path.join(out, f"rank{rank_number}.pt"))
+    if world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

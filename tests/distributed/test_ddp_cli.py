@@ -1,0 +1,94 @@
+"""Each task trains with ``--trainer.strategy ddp`` on 2 CPU processes (gloo), from the command
+line as users run it, with the shipped configs/trainer/ddp.yaml."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gensim.models import KeyedVectors
+
+from tests.tasks.test_lm_task import pattern_text
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TWO_PROCESSES = [
+    "-c", str(CONFIGS / "trainer/ddp.yaml"), "--trainer.accelerator", "cpu",
+    "--trainer.devices", "2", "--trainer.enable_progress_bar", "false",
+]
+
+
+def nslightning(folder: Path, *args: str) -> str:
+    """Runs ``python -m nslightning ARGS`` in ``folder``; returns its output, fails on errors."""
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nslightning", *args], cwd=folder, env=env, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    return done.stdout + done.stderr
+
+
+def logged(folder: Path) -> list[dict[str, str]]:
+    metrics = sorted(folder.glob("version_*/metrics.csv"))[-1]
+    with metrics.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def last(rows: list[dict[str, str]], key: str) -> float:
+    values = [float(row[key]) for row in rows if row.get(key)]
+    assert values, f"{key} was not logged"
+    return values[-1]
+
+
+def test_skipgram_trains_on_two_processes(topic_corpus_file: Path, tmp_path: Path) -> None:
+    nslightning(
+        tmp_path, "fit", "-c", str(CONFIGS / "skipgram.yaml"), *TWO_PROCESSES,
+        "--data.corpus", str(topic_corpus_file), "--data.min_count", "1",
+        "--data.batch_size", "500", "--trainer.max_epochs", "2", "--model.dim", "8",
+        "--trainer.log_every_n_steps", "1",
+    )
+    rows = logged(tmp_path / "outputs/skipgram/logs")
+    assert last(rows, "train/loss") > 0 and last(rows, "train/words_per_s") > 0
+    assert "val/ws353" in rows[0]
+    # export once, on rank 0: a complete file
+    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/skipgram/vectors.txt"))
+    assert len(vectors) == 32
+
+
+def test_contrastive_trains_and_validates_as_one_process(tmp_path: Path) -> None:
+    common = [
+        "-c", str(CONFIGS / "contrastive.yaml"), "--model.dim", "8",
+        "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+        "--model.sampler", str(CONFIGS / "samplers/in_batch.yaml"),
+        "--model.sampler.init_args.across_ranks", "true",
+    ]
+    nslightning(
+        tmp_path, "fit", *common, *TWO_PROCESSES, "--trainer.max_epochs", "1",
+        "--trainer.check_val_every_n_epoch", "1",
+    )
+    checkpoint = next((tmp_path / "outputs/contrastive/logs").glob("version_0/checkpoints/*"))
+    assert last(logged(tmp_path / "outputs/contrastive/logs"), "val/mrr") > 0
+    # The same checkpoint evaluated by 2 processes and by 1: nothing counted twice or missed.
+    nslightning(tmp_path, "validate", *common, *TWO_PROCESSES, "--ckpt_path", str(checkpoint))
+    two = logged(tmp_path / "outputs/contrastive/logs")
+    nslightning(tmp_path, "validate", *common, "--ckpt_path", str(checkpoint))
+    one = logged(tmp_path / "outputs/contrastive/logs")
+    for key in ("val/mrr", "val/map", "val/mean_rank", "val/hits@10"):
+        assert last(two, key) == pytest.approx(last(one, key), rel=1e-5)
+
+
+def test_language_model_trains_on_two_processes(tmp_path: Path) -> None:
+    text = pattern_text(tmp_path / "text.txt", lines=120)
+    nslightning(
+        tmp_path, "fit", "-c", str(CONFIGS / "lm.yaml"), *TWO_PROCESSES,
+        "--data.corpus", str(text), "--data.min_count", "1", "--data.batch_size", "4",
+        "--data.eval_batch_size", "2", "--data.bptt", "8", "--model.embedding_dim", "16",
+        "--model.hidden_size", "16", "--model.num_negatives", "4", "--trainer.max_epochs", "2",
+    )
+    rows = logged(tmp_path / "outputs/lm/logs")
+    assert 1 < last(rows, "val/ppl") < 14  # below the 14-token uniform model
+    assert (tmp_path / "outputs/lm/checkpoints/best.ckpt").exists()

@@ -1,0 +1,79 @@
+"""Two gloo processes: global in-batch gradients equal one process's, ranks draw differently."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("gloo_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_group(scenario: str, world: int, out: Path) -> list[dict]:
+    """Runs ``world`` worker processes (a gloo group when ``world > 1``), returns their results."""
+    out.mkdir(parents=True, exist_ok=True)
+    port = str(free_port())
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), scenario, str(rank), str(world), port, str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank in range(world)
+    ]
+    for process in processes:
+        output, _ = process.communicate(timeout=180)
+        assert process.returncode == 0, output
+    return [torch.load(out / f"rank{rank}.pt") for rank in range(world)]
+
+
+@pytest.mark.parametrize("loss", ["info_nce", "weighted"])
+def test_global_in_batch_gradient_equals_one_process_with_the_whole_batch(
+    loss: str, tmp_path: Path
+) -> None:
+    (single,) = run_group(loss, 1, tmp_path / "one")
+    ranks = run_group(loss, 2, tmp_path / "two")
+    assert single["columns"] == 15  # every other positive of the 16-pair batch
+    for result in ranks:
+        assert result["columns"] == 15  # each rank's 8 rows see the global batch
+        for name, grad in single["grads"].items():
+            assert grad.abs().max() > 1e-3
+            torch.testing.assert_close(result["grads"][name], grad, atol=1e-6, rtol=0)
+
+
+def test_local_normalizers_would_give_other_gradients(tmp_path: Path) -> None:
+    # Without the global totals, the weighted loss's means are per rank (the halves keep
+    # different numbers of negatives and weights): the check above can fail.
+    (single,) = run_group("weighted", 1, tmp_path / "one")
+    ranks = run_group("weighted:local", 2, tmp_path / "two")
+    differences = [
+        (ranks[0]["grads"][name] - grad).abs().max() for name, grad in single["grads"].items()
+    ]
+    assert max(differences) > 1e-4
+
+
+def test_ranks_draw_different_negatives_and_share_the_memory_bank(tmp_path: Path) -> None:
+    first, second = run_group("draws", 2, tmp_path)
+    assert not torch.equal(first["unigram"], second["unigram"])
+    # the bank holds the positives of both ranks in rank order, the same on every rank
+    torch.testing.assert_close(first["bank"], torch.arange(16))
+    torch.testing.assert_close(second["bank"], torch.arange(16))
+    assert not torch.equal(first["bank_draw"], second["bank_draw"])
+    for rank, result in enumerate((first, second)):
+        own = torch.arange(8) + 8 * rank
+        drawn = result["in_batch"]
+        assert drawn.shape == (8, 3)
+        assert not (drawn == own[:, None]).any()
+        assert drawn.min() >= 0 and drawn.max() < 16  # from the global batch
+    # rows drew from both ranks' positives
+    every = torch.cat([first["in_batch"].flatten(), second["in_batch"].flatten()])
+    assert (every < 8).any() and (every >= 8).any()
