@@ -2,24 +2,79 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from jsonargparse import Namespace
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import WandbLogger
 
 import nslightning.callbacks
 import nslightning.data
+import nslightning.loggers
 import nslightning.optim
 import nslightning.samplers
-import nslightning.tasks  # noqa: F401 - registers the classes for short names on the command line
+import nslightning.tasks  # the imports register the classes for short names on the command line
+
+WANDB_CONFIG_FILE = "lightning_config.yaml"
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Saves the resolved config beside the logs and, for a W&B run, into the run itself.
+
+    The whole config (trainer, model, data, seed, ckpt_path) goes to the W&B run config under
+    its top-level keys, and the YAML file to the run's files as ``lightning_config.yaml``.
+    LightningCLI's own ``config.yaml`` lands in ``save_dir``, shared by every W&B run there, so
+    it is overwritten rather than refused: a second run in the same folder does not fail (the
+    config of each run stays in its W&B run).
+    """
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                run = logger.experiment
+                resolved = json.loads(json.dumps(self.config.as_dict(), default=str))
+                run.config.update(resolved, allow_val_change=True)
+                text = self.parser.dump(self.config, skip_none=False, skip_validation=True)
+                Path(run.dir, WANDB_CONFIG_FILE).write_text(text, encoding="utf-8")
+
+
+def continue_wandb_run(config: Namespace) -> None:
+    """Gives a W&B logger without an ``id`` the run id saved in ``ckpt_path``'s checkpoint, so
+    that the resumed training continues the same W&B run."""
+    ckpt_path = config.get("ckpt_path")
+    logger = config.get("trainer.logger")
+    if not ckpt_path or not isinstance(logger, Namespace):
+        return
+    class_path = str(logger.get("class_path", ""))
+    init_args = logger.get("init_args")
+    if not class_path.endswith("WandbLogger") or init_args is None:
+        return
+    if init_args.get("id") or init_args.get("version"):
+        return
+    if str(ckpt_path) in ("best", "last", "hpc", "registry"):
+        return  # Lightning resolves these names later
+    run_id = nslightning.loggers.saved_run_id(str(ckpt_path))
+    if run_id is not None:
+        init_args["id"] = run_id
 
 
 class NSLightningCLI(LightningCLI):
     """LightningCLI whose model receives its sizes from the DataModule.
 
     ``data.vocab_size`` goes to ``model.init_args.vocab_size``; a DataModule with anchors
-    (``PairDataModule``) also passes ``num_anchors`` (ignored by tasks without it).
+    (``PairDataModule``) also passes ``num_anchors`` (ignored by tasks without it). With a W&B
+    logger, ``--ckpt_path`` continues the checkpoint's W&B run and the resolved config is saved
+    in the run (:class:`SaveRunConfig`).
     """
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        continue_wandb_run(config)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(
@@ -44,6 +99,7 @@ def build_cli(args: Any = None, run: bool = True) -> NSLightningCLI:
         subclass_mode_data=True,
         args=args,
         run=run,
+        save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
     )
 

@@ -1,10 +1,11 @@
-"""Callbacks: evaluation, export and throughput."""
+"""Callbacks: evaluation, export, the W&B embedding projector and throughput."""
 
 from nslightning.callbacks.document_similarity import (
     LeeDocumentSimilarity,
     lee_correlations,
     lee_judgments,
 )
+from nslightning.callbacks.embedding_projector import EmbeddingProjector
 from nslightning.callbacks.export import Word2VecExport
 from nslightning.callbacks.throughput import Throughput
 from nslightning.callbacks.word2vec_format import save_word2vec_format
@@ -16,6 +17,7 @@ from nslightning.callbacks.word_vector_evaluation import (
 )
 
 __all__ = [
+    "EmbeddingProjector",
     "LeeDocumentSimilarity",
     "Throughput",
     "Word2VecExport",

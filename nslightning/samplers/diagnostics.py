@@ -44,8 +44,10 @@ def negative_statistics(
         excluded id; all masked slots when ``positives`` is not given), ``masked_rate`` (share of
         masked slots: hits and empty slots), ``unique_fraction`` (distinct valid ids over valid
         slots), ``pos_score``, ``neg_score`` and ``score_gap`` (when scores are given; a small
-        gap means hard negatives), and ``rank_share/<low>-<high>`` (share of the valid negatives
-        whose id is a frequency rank in ``[low, high)``).
+        gap means hard negatives), ``hard_share`` (share of kept negatives scoring at least
+        their row's positive, when there is one positive per row), and
+        ``rank_share/<low>-<high>`` (share of the valid negatives whose id is a frequency rank
+        in ``[low, high)``).
     """
     ids, mask = negatives.ids, negatives.mask
     stats: dict[str, Tensor] = {}
@@ -72,6 +74,10 @@ def negative_statistics(
         stats["neg_score"] = (neg_scores * weight).sum() / weight.sum().clamp_min(1.0)
     if "pos_score" in stats and "neg_score" in stats:
         stats["score_gap"] = stats["pos_score"] - stats["neg_score"]
+        assert pos_scores is not None and neg_scores is not None
+        if pos_scores.shape == neg_scores.shape[:-1]:  # one positive per row: how hard
+            above = (neg_scores >= pos_scores.unsqueeze(-1)) & mask
+            stats["hard_share"] = above.sum() / mask.sum().clamp_min(1)
     total = num_valid.clamp_min(1)
     for low, high in rank_bins(num_items):
         share = ((ids >= low) & (ids < high) & mask).sum() / total

@@ -16,6 +16,7 @@ from torch.optim import Optimizer
 
 from nslightning.data.known_positives import KnownPositives
 from nslightning.distributed import mean_over_ranks, sparse_gradients_reducible
+from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
 from nslightning.losses.softmax import DebiasedContrastiveLoss
 from nslightning.metrics.ranking import FilteredRanking
@@ -191,6 +192,7 @@ class ContrastiveTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_fingerprints(self.trainer, checkpoint)
+        save_run_id(self.trainer, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_fingerprints(

@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from torchmetrics.aggregation import MeanMetric
 
 from nslightning.data.token_streams import TokenWindow
+from nslightning.loggers.run_ids import save_run_id
 from nslightning.models.language_model import Hidden, LSTMLanguageModel, detach_hidden
 from nslightning.models.sampled_output import Objective, SampledOutput
 from nslightning.samplers.base import NegativeSampler
@@ -124,6 +125,7 @@ class LanguageModelTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_fingerprints(self.trainer, checkpoint)
+        save_run_id(self.trainer, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("state_dict", {}).get("model.output_bias")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
@@ -9,6 +12,14 @@ from torch import Tensor
 
 from nslightning.samplers.base import Negatives
 from nslightning.samplers.diagnostics import negative_statistics, rank_histogram
+
+
+def score_histogram(scores: Tensor) -> Any:
+    """A 64-bin ``wandb.Histogram`` of finite scores (any shape)."""
+    import wandb
+
+    values = scores.detach().float().flatten().cpu().numpy()
+    return wandb.Histogram(np_histogram=np.histogram(values[np.isfinite(values)], bins=64))
 
 
 def log_sampler_diagnostics(
@@ -25,7 +36,8 @@ def log_sampler_diagnostics(
 
     Scalars go to every logger as ``sampler/<name>`` at the module's ``global_step`` (straight
     to the loggers, so that they are written whatever ``log_every_n_steps`` is); a W&B logger
-    also gets ``sampler/rank_hist``, a histogram of ``log10(frequency rank + 1)``. This reads
+    also gets histograms: ``sampler/rank_hist`` of ``log10(frequency rank + 1)`` of the
+    negatives, ``sampler/pos_scores`` and ``sampler/neg_scores`` (kept negatives). This reads
     the values back to the host: call it every N steps, not every step.
 
     Returns:
@@ -45,6 +57,13 @@ def log_sampler_diagnostics(
             import wandb
 
             counts, edges = rank_histogram(negatives, num_items)
-            histogram = wandb.Histogram(np_histogram=(counts.numpy(), edges.numpy()))
-            logger.experiment.log({"sampler/rank_hist": histogram, "trainer/global_step": step})
+            panels = {
+                "sampler/rank_hist": wandb.Histogram(np_histogram=(counts.numpy(), edges.numpy()))
+            }
+            if pos_scores is not None:
+                panels["sampler/pos_scores"] = score_histogram(pos_scores)
+            if neg_scores is not None:
+                kept = neg_scores[negatives.mask.expand_as(neg_scores)]
+                panels["sampler/neg_scores"] = score_histogram(kept)
+            logger.experiment.log({**panels, "trainer/global_step": step})
     return metrics

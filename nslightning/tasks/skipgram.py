@@ -13,6 +13,7 @@ from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
 from nslightning.distributed import max_over_ranks, sparse_gradients_reducible
+from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.functional import sgns_loss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
@@ -209,6 +210,7 @@ class SkipGramTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_fingerprints(self.trainer, checkpoint)
+        save_run_id(self.trainer, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_fingerprints(

@@ -53,13 +53,15 @@ def test_statistics_by_hand():
     # The two masked slots (score 100) are ignored: (1 + 3 - 1 + 0 + 2 + 4 - 2) / 7.
     assert stats["neg_score"].item() == pytest.approx(7 / 7)
     assert stats["score_gap"].item() == pytest.approx(1.0 - 1.0)
+    # Kept negatives scoring at least their row's positive: 3 (row 0), 2 (row 1), 4 (row 2).
+    assert stats["hard_share"].item() == pytest.approx(3 / 7)
     # Valid ids: 1, 12, 150, 3, 3, 40, 7 -> ranks [0, 10): 4, [10, 100): 2, [100, 200): 1.
     assert stats["rank_share/0-10"].item() == pytest.approx(4 / 7)
     assert stats["rank_share/10-100"].item() == pytest.approx(2 / 7)
     assert stats["rank_share/100-200"].item() == pytest.approx(1 / 7)
     assert set(stats) == {
         "hit_rate", "masked_rate", "unique_fraction", "pos_score", "neg_score", "score_gap",
-        "rank_share/0-10", "rank_share/10-100", "rank_share/100-200",
+        "hard_share", "rank_share/0-10", "rank_share/10-100", "rank_share/100-200",
     }
     for value in stats.values():
         assert value.dim() == 0 and value.dtype.is_floating_point
