@@ -65,7 +65,7 @@ def run_task(task: str, processes: int, accelerator: str, threads: int) -> dict[
             "-c", str(CONFIGS / "trainer/ddp.yaml"), "--trainer.accelerator", accelerator,
             "--trainer.devices", str(processes), "--trainer.max_epochs", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-            "--trainer.enable_checkpointing", "false", *bounds,
+            *bounds,
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "offline"}
         start = time.perf_counter()
