@@ -6,9 +6,21 @@ only read it, so that every function here is a no-op in a single process.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.distributed as dist
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
+
+
+class SparseTables(Protocol):
+    """Embedding tables that can switch between sparse and dense gradients."""
+
+    @property
+    def sparse(self) -> bool: ...
+
+    def use_sparse_gradients(self, sparse: bool) -> None: ...
 
 
 def world_size() -> int:
@@ -28,6 +40,17 @@ def sparse_gradients_reducible() -> bool:
     gradients under DDP.
     """
     return world_size() == 1 or dist.get_backend() == "gloo"
+
+
+def keep_gradients_reducible(tables: SparseTables, owner: str, note: str = "") -> None:
+    """Switches sparse ``tables`` to dense gradients where DDP cannot all-reduce sparse ones
+    (NCCL), with a message from ``owner`` (and ``note``); elsewhere leaves them as they are."""
+    if tables.sparse and not sparse_gradients_reducible():
+        rank_zero_info(
+            f"{owner}: NCCL cannot all-reduce sparse gradients, so the embedding tables use "
+            f"dense gradients under DDP{note}."
+        )
+        tables.use_sparse_gradients(False)
 
 
 def gather_ids(ids: Tensor) -> tuple[Tensor, int]:

@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from nslightning.callbacks.export import embedding_table
+
 
 class EmbeddingProjector(pl.Callback):
     """Logs ``embeddings/<table>``: the ``top_n`` most frequent items of an embedding table as
@@ -41,23 +43,12 @@ class EmbeddingProjector(pl.Callback):
 
     def rows(self, trainer: pl.Trainer, pl_module: Any) -> tuple[str, list[list[Any]]]:
         """``(table name, [[token, count, vector], ...])`` by decreasing count."""
-        datamodule = getattr(trainer, "datamodule", None)
-        if not hasattr(datamodule, "vocabularies") or not hasattr(pl_module, "embedding_tables"):
-            raise RuntimeError(
-                "EmbeddingProjector needs a DataModule with `vocabularies()` and a task with "
-                "`embedding_tables()` (every nslightning task and DataModule has them)."
-            )
-        tables = pl_module.embedding_tables()
-        name = self.table if self.table is not None else next(iter(tables))
-        if name not in tables:
-            raise ValueError(
-                f"EmbeddingProjector: no table {name!r}; this task has {', '.join(tables)}."
-            )
-        vocabulary = datamodule.vocabularies()[name]  # type: ignore[union-attr]
+        name, vectors, vocabulary = embedding_table(
+            trainer, pl_module, self.table, "EmbeddingProjector"
+        )
         counts = torch.as_tensor(vocabulary.counts)
         top = torch.argsort(counts, descending=True, stable=True)[: self.top_n]
-        vectors = tables[name][top].float().cpu()
         return name, [
             [vocabulary.tokens[i], int(counts[i]), vector]
-            for i, vector in zip(top.tolist(), vectors.tolist(), strict=True)
+            for i, vector in zip(top.tolist(), vectors[top].float().cpu().tolist(), strict=True)
         ]

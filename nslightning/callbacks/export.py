@@ -7,8 +7,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from torch import Tensor
 
 from nslightning.callbacks.word2vec_format import save_word2vec_format
+from nslightning.data.vocabulary import Vocabulary
 
 
 class Word2VecExport(pl.Callback):
@@ -44,19 +46,35 @@ class Word2VecExport(pl.Callback):
         self.export(trainer, pl_module)
 
     def export(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        datamodule = getattr(trainer, "datamodule", None)
-        if not hasattr(datamodule, "vocabularies") or not hasattr(pl_module, "embedding_tables"):
-            raise RuntimeError(
-                "Word2VecExport needs a DataModule with `vocabularies()` and a task with "
-                "`embedding_tables()` (the skip-gram and contrastive tasks and their DataModules)."
-            )
-        tables = pl_module.embedding_tables()
-        name = self.table if self.table is not None else next(iter(tables))
-        if name not in tables:
-            raise ValueError(
-                f"Word2VecExport: no table {name!r}; this task has {', '.join(tables)}."
-            )
-        vocabulary = datamodule.vocabularies()[name]  # type: ignore[union-attr]
-        save_word2vec_format(self.path, vocabulary.tokens, tables[name], self.binary)
+        name, vectors, vocabulary = embedding_table(
+            trainer, pl_module, self.table, "Word2VecExport"
+        )
+        save_word2vec_format(self.path, vocabulary.tokens, vectors, self.binary)
         vocabulary.save(self.vocabulary_path)
         rank_zero_info(f"Saved {len(vocabulary)} {name} vectors to {self.path}")
+
+
+def embedding_table(
+    trainer: pl.Trainer, pl_module: Any, table: str | None, owner: str
+) -> tuple[str, Tensor, Vocabulary]:
+    """One of the task's ``embedding_tables()`` with the DataModule's vocabulary for it.
+
+    Args:
+        table: the table's name; the task's first table when ``None``.
+        owner: the callback asking, named in the errors.
+
+    Returns:
+        ``(name, vectors (V, D), vocabulary)``.
+    """
+    datamodule = getattr(trainer, "datamodule", None)
+    if not hasattr(datamodule, "vocabularies") or not hasattr(pl_module, "embedding_tables"):
+        raise RuntimeError(
+            f"{owner} needs a DataModule with `vocabularies()` and a task with "
+            "`embedding_tables()` (every nslightning task and DataModule has them)."
+        )
+    tables = pl_module.embedding_tables()
+    name = table if table is not None else next(iter(tables))
+    if name not in tables:
+        raise ValueError(f"{owner}: no table {name!r}; this task has {', '.join(tables)}.")
+    vocabulary = datamodule.vocabularies()[name]  # type: ignore[union-attr]
+    return name, tables[name], vocabulary

@@ -65,6 +65,10 @@ class KnownPositives(nn.Module):
         anchors = anchors.long()
         return self.offsets[anchors + 1] - self.offsets[anchors]
 
+    def anchors_with_items(self) -> Tensor:
+        """``(A',)`` the ids of the anchors that have at least one known item, ascending."""
+        return torch.nonzero(self.offsets[1:] > self.offsets[:-1]).squeeze(1)
+
     def padded(self, anchors: Tensor, width: int) -> Tensor:
         """Up to ``width`` known items of each anchor (the lowest ids), ``-1`` pads.
 

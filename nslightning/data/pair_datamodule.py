@@ -65,8 +65,7 @@ class RankingChunks(Dataset[dict[str, Tensor]]):
         self.known = known
         self.filter_self = filter_self
         self.targets = targets
-        every_anchor = torch.arange(targets.num_anchors)
-        self.anchors = every_anchor[targets.degree(every_anchor) > 0]
+        self.anchors = targets.anchors_with_items()
         self.anchors_per_chunk = anchors_per_chunk
 
     def __len__(self) -> int:
@@ -281,7 +280,7 @@ class PairDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         rank, world_size = self._rank()
         targets = self.relation.val_known
-        evaluated = int((targets.degree(torch.arange(targets.num_anchors)) > 0).sum())
+        evaluated = targets.anchors_with_items().numel()
         if evaluated < world_size:
             raise ValueError(
                 f"only {evaluated} anchors have pairs to rank, fewer than the {world_size} "

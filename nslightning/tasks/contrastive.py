@@ -10,12 +10,11 @@ from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.data.known_positives import KnownPositives
-from nslightning.distributed import mean_over_ranks, sparse_gradients_reducible
+from nslightning.distributed import keep_gradients_reducible, mean_over_ranks
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
 from nslightning.losses.softmax import DebiasedContrastiveLoss
@@ -156,12 +155,7 @@ class ContrastiveTask(pl.LightningModule):
         self.sampler.set_rank(self.global_rank)
         if self.trainer.world_size > 1:
             self.loss.reduce_total = mean_over_ranks
-        if self.embeddings.sparse and not sparse_gradients_reducible():
-            rank_zero_info(
-                "ContrastiveTask: NCCL cannot all-reduce sparse gradients, so the embedding "
-                "tables use dense gradients under DDP."
-            )
-            self.embeddings.use_sparse_gradients(False)
+        keep_gradients_reducible(self.embeddings, "ContrastiveTask")
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "train_known"):
             raise RuntimeError(

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
-from nslightning.distributed import max_over_ranks, sparse_gradients_reducible
+from nslightning.distributed import keep_gradients_reducible, max_over_ranks
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.functional import sgns_loss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
@@ -115,13 +114,12 @@ class SkipGramTask(pl.LightningModule):
         return self.embeddings.vocab_size
 
     def setup(self, stage: str) -> None:
-        if self.embeddings.sparse and not sparse_gradients_reducible():
-            rank_zero_info(
-                "SkipGramTask: NCCL cannot all-reduce sparse gradients, so the embedding tables "
-                "use dense gradients under DDP (same updates with SparseSGD or SGD; "
-                "SparseSGD's max_repeats cap needs sparse gradients and is not applied)."
-            )
-            self.embeddings.use_sparse_gradients(False)
+        keep_gradients_reducible(
+            self.embeddings,
+            "SkipGramTask",
+            " (same updates with SparseSGD or SGD; SparseSGD's max_repeats cap needs sparse "
+            "gradients and is not applied)",
+        )
         self.sampler.set_rank(self.global_rank)
         counts = getattr(getattr(self.trainer, "datamodule", None), "counts", None)
         if counts is None:
@@ -235,7 +233,7 @@ class SkipGramTask(pl.LightningModule):
         lr = self.lr
         updates = list(self.updates(batch))
         world = self.trainer.world_size
-        count = max_over_ranks(len(updates), self.device) if world > 1 else len(updates)
+        count = max_over_ranks(len(updates), self.device)
         for number in range(count):
             position = number * self.update_size / max(num_rows, 1)
             lr = self.learning_rate(batch_idx + min(position, 1.0))

@@ -145,3 +145,10 @@ def test_buffers_are_not_persistent_and_move_with_the_module() -> None:
     parent.known = KnownPositives(torch.tensor([0]), torch.tensor([1]), A, V)
     parent.weight = torch.nn.Parameter(torch.zeros(1))
     assert set(parent.state_dict()) == {"weight"}
+
+
+def test_anchors_with_items_are_those_of_nonzero_degree() -> None:
+    known = KnownPositives(torch.tensor([4, 0, 4, 2]), torch.tensor([1, 3, 2, 1]), 6, 5)
+    assert known.anchors_with_items().tolist() == [0, 2, 4]
+    every = torch.arange(6)
+    torch.testing.assert_close(known.anchors_with_items(), every[known.degree(every) > 0])
