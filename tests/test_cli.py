@@ -71,8 +71,19 @@ def test_optimizer_swap_trains(
     topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap])
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap,
+          "--model.engine", "autograd"])
     assert (tmp_path / "outputs/skipgram/vectors.txt").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["torch.optim.Adam", "torch.optim.Adagrad"])
+def test_an_optimizer_the_fused_engine_would_ignore_is_a_clear_error(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimizer: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"fused engine.*--model\.engine autograd"):
+        main(["fit", *tiny_args(topic_corpus_file), "--model.optimizer", optimizer,
+              "--model.sparse", "false"])
 
 
 @pytest.mark.parametrize(
@@ -89,7 +100,7 @@ def test_optimizer_unfit_for_sparse_embeddings_is_a_clear_error(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"cannot train sparse embeddings.*--model\.sparse false"):
-        main(["fit", *tiny_args(topic_corpus_file), *swap])
+        main(["fit", *tiny_args(topic_corpus_file), *swap, "--model.engine", "autograd"])
 
 
 def test_bad_power_from_the_command_line_is_a_clear_error(topic_corpus_file: Path) -> None:
@@ -129,21 +140,24 @@ TINY_OVERRIDES = {  # the 32-word test vocabulary is smaller than these configs 
 }
 
 
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
 @pytest.mark.parametrize("config", SAMPLER_CONFIGS, ids=[c.stem for c in SAMPLER_CONFIGS])
 def test_every_sampler_config_trains_from_the_command_line(
-    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Path
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: Path,
+    engine: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     args = [*tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
             "--model.sampler", str(config), *TINY_OVERRIDES.get(config.name, []),
-            "--model.diagnostics_every", "2"]
+            "--model.diagnostics_every", "2", "--model.engine", engine]
     main(["fit", *args])
     cli = build_cli(args, run=False)
     assert type(cli.model.sampler).__module__.startswith("nslightning.samplers")
     metrics_file = next((tmp_path / "outputs/skipgram/logs").glob("version_*/metrics.csv"))
     with open(metrics_file, encoding="utf-8") as handle:
         columns = set(next(csv.reader(handle)))
-    assert {"sampler/hit_rate", "sampler/unique_fraction", "sampler/score_gap"} <= columns
+    assert {"sampler/hit_rate", "sampler/unique_fraction", "sampler/score_gap",
+            "train/loss"} <= columns
 
 
 # ----------------------------------------------------------------- the contrastive configs

@@ -27,12 +27,13 @@ def sgns_loss(
     *,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
+    lam: float = 1.0,
 ) -> Tensor:
     """Skip-gram negative-sampling loss (Mikolov et al. 2013), numerically stable.
 
     For one positive pair with score ``s`` and negatives with scores ``n_k``::
 
-        loss = -log σ(s) - Σ_k log σ(-n_k)
+        loss = -log σ(s) - λ Σ_k log σ(-n_k)
 
     computed with ``logsigmoid`` so that extreme scores give finite values and gradients.
 
@@ -43,6 +44,8 @@ def sgns_loss(
         weight: ``(*)`` (broadcastable) per-pair weights; ``0`` drops a padded pair.
         reduction: ``"none"`` returns ``(*)``; ``"sum"`` the weighted sum; ``"mean"`` the weighted
             sum divided by the total weight (the number of pairs when ``weight`` is ``None``).
+        lam: weight ``λ >= 0`` of the negatives' terms, as in the weighted contrastive loss;
+            ``1`` is SGNS.
 
     Returns:
         The loss, a scalar unless ``reduction="none"``.
@@ -50,10 +53,12 @@ def sgns_loss(
     _check_shapes(
         "sgns_loss", pos_scores, neg_scores, neg_mask=neg_mask, weights=weight, weights_arg="weight"
     )
+    if not lam >= 0:
+        raise ValueError(f"sgns_loss: lam (λ) must be >= 0, got {lam}; 1 is SGNS.")
     neg_terms = F.logsigmoid(-neg_scores)
     if neg_mask is not None:
         neg_terms = neg_terms * neg_mask
-    per_pair = -F.logsigmoid(pos_scores) - neg_terms.sum(-1)
+    per_pair = -F.logsigmoid(pos_scores) - lam * neg_terms.sum(-1)
     return _reduce(per_pair, weight, reduction)
 
 

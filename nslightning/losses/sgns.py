@@ -12,6 +12,7 @@ class SGNSLoss(nn.Module):
 
     Args:
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        lam: weight ``λ >= 0`` of the negatives' terms; ``1`` is SGNS.
 
     Shape:
         - pos_scores: ``(*)``
@@ -21,9 +22,12 @@ class SGNSLoss(nn.Module):
         - output: scalar, or ``(*)`` with ``reduction="none"``
     """
 
-    def __init__(self, reduction: Reduction = "mean") -> None:
+    def __init__(self, reduction: Reduction = "mean", lam: float = 1.0) -> None:
         super().__init__()
+        if not lam >= 0:
+            raise ValueError(f"SGNSLoss: lam (λ) must be >= 0, got {lam}; 1 is SGNS.")
         self.reduction: Reduction = reduction
+        self.lam = lam
 
     def forward(
         self,
@@ -33,5 +37,6 @@ class SGNSLoss(nn.Module):
         weight: Tensor | None = None,
     ) -> Tensor:
         return sgns_loss(
-            pos_scores, neg_scores, neg_mask, weight=weight, reduction=self.reduction
+            pos_scores, neg_scores, neg_mask, weight=weight, reduction=self.reduction,
+            lam=self.lam,
         )

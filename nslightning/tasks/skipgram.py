@@ -12,13 +12,21 @@ from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
 from nslightning.distributed import keep_gradients_reducible, max_over_ranks
+from nslightning.kernels.fused_sgns import fused_sgns_update
+from nslightning.kernels.sgns_numba import set_threads
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.functional import sgns_loss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
-from nslightning.samplers.base import NegativeSampler
+from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
+from nslightning.tasks.skipgram_engine import (
+    Engine,
+    RankUpdates,
+    check_fused_optimizer,
+    resolve_engine,
+)
 from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
@@ -30,28 +38,35 @@ SPARSE_TORCH_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adagrad)
 class SkipGramTask(pl.LightningModule):
     """Trains word vectors with skip-gram and negative sampling.
 
-    A training batch is a :class:`~nslightning.data.windows.SkipGramBatch`: ``N`` center words,
-    each with up to ``2W`` context words. As in word2vec.c, the context word's input vector
-    predicts the center word's output vector, and ``K`` negatives replace the center. The ``K``
-    negatives are drawn once per center and shared by the pairs of its window (Ji et al. 2016,
-    "Parallelizing Word2Vec in Shared and Distributed Memory"), which turns the step into batched
-    matrix products; a negative equal to the center (an accidental hit) is masked out.
+    A training batch is a :class:`~nslightning.data.windows.SkipGramBatch`: one chunk of the
+    corpus as ``N`` center words, each with up to ``2W`` context words. As in word2vec.c, the
+    context word's input vector predicts the center word's output vector, and ``K`` negatives
+    replace the center. The ``K`` negatives are drawn once per center, for the whole chunk
+    before it is trained, and shared by the pairs of its window (Ji et al. 2016); a negative
+    equal to the center (an accidental hit) is skipped. The learning rate decays linearly from
+    ``lr`` to ``min_lr`` over the run (word2vec's ``alpha``), ending at ``max_epochs`` or
+    ``max_steps``, whichever comes first.
 
-    word2vec updates after every pair; summing the gradients of tens of thousands of pairs into
-    one update over-steps frequent words and diverges. So each batch (one Lightning step, one
-    DataLoader chunk) is applied in updates of ``update_size`` centers (manual optimization).
-    The objective is summed over an update's pairs, so ``lr`` means word2vec's ``alpha``; it
-    decays linearly to ``min_lr`` over the run, as in word2vec and gensim. Lightning counts one
-    ``global_step`` per update, so ``--trainer.max_steps`` counts updates of ``update_size``
-    centers; the decay ends at ``max_epochs`` or ``max_steps``, whichever comes first.
+    Two engines train the same model (``engine``):
 
-    Under DDP (``--trainer.strategy ddp``) every rank takes its own chunks and draws its own
-    negatives; an update then holds ``update_size`` centers per rank, and its loss is scaled by
-    the world size so that DDP's gradient average is the sum over every rank's pairs: ``N``
-    processes with ``update_size`` ``u`` update like one process with ``N u``. Ranks agree on
-    the number of updates of each batch (one small all-reduce per batch); a rank with fewer
-    takes part in the extra ones with an empty update. Gradients stay sparse over gloo (CPU);
-    over NCCL, which has no sparse all-reduce, the tables switch to dense gradients.
+    - ``fused`` (``auto`` on the CPU): word2vec.c's per-pair SGD, one compiled kernel per chunk
+      (:func:`~nslightning.kernels.fused_sgns_update`). Each pair's update is applied before the
+      next pair is read, the learning rate decays inside the chunk, and ``threads`` numba
+      threads (Triton programs on a GPU) take contiguous parts of the chunk Hogwild. One
+      Lightning step is one chunk. ``lam`` scales the negatives' gradient. The optimizer is
+      only a step counter here (the kernel is the update), so it must be SparseSGD or plain
+      SGD. Under DDP each rank trains its own chunks and the ranks exchange the sum of their
+      table changes every ``sync_every`` chunks and at each epoch's end
+      (:class:`~nslightning.tasks.skipgram_engine.RankUpdates`).
+    - ``autograd`` (``auto`` on CUDA until the Triton kernel's GPU figures are taken): each
+      chunk is applied in batched updates of ``update_size`` centers through autograd and the
+      optimizer (any optimizer, sampler diagnostics at any update). Summing the gradients of
+      tens of thousands of pairs into one update over-steps frequent words, hence the small
+      updates and SparseSGD's repeat cap. Lightning counts one ``global_step`` per update. Under
+      DDP an update holds ``update_size`` centers per rank and its loss is scaled by the world
+      size, so that DDP's gradient average is the sum over every rank's pairs; ranks agree on
+      the number of updates of each batch (one small all-reduce per batch). Gradients stay
+      sparse over gloo; over NCCL, which has no sparse all-reduce, the tables switch to dense.
 
     Args:
         vocab_size: number of words ``V`` (linked from the DataModule by the CLI).
@@ -71,7 +86,13 @@ class SkipGramTask(pl.LightningModule):
         diagnostics_every: log ``sampler/...`` diagnostics (hit rate, unique fraction, positive
             and negative scores, frequency ranks) every this many updates; 0 turns them off.
         sparse: sparse embedding gradients (SGD, SparseSGD, SparseAdam and Adagrad take them);
-            set ``False`` for optimizers such as Adam.
+            set ``False`` for optimizers such as Adam (autograd engine).
+        engine: ``auto``, ``fused`` or ``autograd`` (see above).
+        lam: weight ``λ >= 0`` of the negatives' term (the weighted contrastive loss's λ);
+            ``1`` is SGNS.
+        threads: CPU threads of the fused engine; ``None`` follows ``torch.get_num_threads()``.
+            With one thread a run is bit-identical when repeated.
+        sync_every: fused engine under DDP: chunks between exchanges of the ranks' changes.
     """
 
     def __init__(
@@ -87,6 +108,10 @@ class SkipGramTask(pl.LightningModule):
         exclude_window: bool = False,
         diagnostics_every: int = 100,
         sparse: bool = True,
+        engine: Engine = "auto",
+        lam: float = 1.0,
+        threads: int | None = None,
+        sync_every: int = 1,
     ) -> None:
         super().__init__()
         if num_negatives < 1:
@@ -97,6 +122,11 @@ class SkipGramTask(pl.LightningModule):
             raise ValueError(f"update_size must be >= 1, got {update_size}.")
         if diagnostics_every < 0:
             raise ValueError(f"diagnostics_every must be >= 0 (0: off), got {diagnostics_every}.")
+        if not lam >= 0:
+            raise ValueError(f"lam (λ) must be >= 0, got {lam}; 1 is SGNS.")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None (torch's thread count), got {threads}.")
+        resolve_engine(engine, torch.device("cpu"))  # rejects unknown names now
         self.save_hyperparameters(ignore=["sampler", "optimizer"])
         self.automatic_optimization = False
         self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
@@ -108,6 +138,12 @@ class SkipGramTask(pl.LightningModule):
         self.update_size = update_size
         self.exclude_window = exclude_window
         self.diagnostics_every = diagnostics_every
+        self.engine = engine
+        self.lam = lam
+        self.threads = threads
+        self.rank_updates = RankUpdates(sync_every)
+        self._engine_in_use: str | None = None
+        self._kernel_threads: int | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -138,10 +174,8 @@ class SkipGramTask(pl.LightningModule):
         if stage == "fit" or self.sampler.num_items != len(counts):
             self.sampler.setup(counts)  # validate/test after fit keep the sampler's state
 
-    def update_loss(
-        self, centers: Tensor, contexts: Tensor, mask: Tensor, diagnose: bool = False
-    ) -> tuple[Tensor, Tensor]:
-        """The summed SGNS loss of some centers' windows, and their number of pairs.
+    def draw_negatives(self, centers: Tensor, contexts: Tensor, mask: Tensor) -> Negatives:
+        """``K`` negatives per center, from the task's sampler.
 
         The sampler gets the centers as positives and as anchors, a
         :class:`~nslightning.models.skipgram.WindowScorer` (hard negatives are scored against
@@ -152,32 +186,69 @@ class SkipGramTask(pl.LightningModule):
             centers: ``(n,)`` center ids.
             contexts: ``(n, 2W)`` context ids.
             mask: ``(n, 2W)`` bool, real pairs.
+
+        Returns:
+            :class:`~nslightning.samplers.base.Negatives` of shape ``(n, K)``.
+        """
+        scorer = WindowScorer(self.embeddings, contexts, mask)
+        return self.sampler.sample(
+            centers, self.num_negatives, anchors=centers, scorer=scorer,
+            exclude=self.window_exclusions(contexts, mask),
+        )
+
+    def window_exclusions(self, contexts: Tensor, mask: Tensor) -> Tensor | None:
+        """``(n, 2W)`` the window's words (``-1`` pads) with ``exclude_window``, else ``None``."""
+        return contexts.masked_fill(~mask, -1) if self.exclude_window else None
+
+    def update_loss(
+        self, centers: Tensor, contexts: Tensor, mask: Tensor, diagnose: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """The summed SGNS loss of some centers' windows, and their number of pairs (autograd).
+
+        Args:
+            centers: ``(n,)`` center ids.
+            contexts: ``(n, 2W)`` context ids.
+            mask: ``(n, 2W)`` bool, real pairs.
             diagnose: also log the sampler diagnostics of this draw.
 
         Returns:
             ``(loss_sum, num_pairs)``, two scalars.
         """
-        exclude = contexts.masked_fill(~mask, -1) if self.exclude_window else None
-        scorer = WindowScorer(self.embeddings, contexts, mask)
-        negatives = self.sampler.sample(
-            centers, self.num_negatives, anchors=centers, scorer=scorer, exclude=exclude
-        )
+        negatives = self.draw_negatives(centers, contexts, mask)
         targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)  # (n, 1+K)
         scores = self.embeddings(contexts, targets)  # (n, 2W, 1+K)
         weight = mask.to(scores.dtype)
         loss_sum = sgns_loss(
             scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,
-            reduction="sum",
+            reduction="sum", lam=self.lam,
         )
         if diagnose:
-            with torch.no_grad():
-                pairs = weight.sum(1, keepdim=True).clamp_min(1.0)
-                neg_scores = (scores[..., 1:] * weight.unsqueeze(-1)).sum(1) / pairs  # (n, K)
-                log_sampler_diagnostics(
-                    self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores,
-                    positives=centers, exclude=exclude,
-                )
+            self.log_diagnostics(centers, contexts, mask, negatives, scores.detach())
         return loss_sum, weight.sum()
+
+    def log_diagnostics(
+        self, centers: Tensor, contexts: Tensor, mask: Tensor, negatives: Negatives,
+        scores: Tensor | None = None,
+    ) -> None:
+        """Logs the sampler diagnostics of one draw.
+
+        Args:
+            centers, contexts, mask: the rows, as in :meth:`draw_negatives`.
+            negatives: ``(n, K)`` their negatives.
+            scores: ``(n, 2W, 1+K)`` the rows' scores of the center and the negatives; scored
+                here (with the tables as they are now) when ``None``.
+        """
+        with torch.no_grad():
+            if scores is None:
+                targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)
+                scores = self.embeddings(contexts, targets)
+            weight = mask.to(scores.dtype)
+            pairs = weight.sum(1, keepdim=True).clamp_min(1.0)
+            neg_scores = (scores[..., 1:] * weight.unsqueeze(-1)).sum(1) / pairs  # (n, K)
+            log_sampler_diagnostics(
+                self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores,
+                positives=centers, exclude=self.window_exclusions(contexts, mask),
+            )
 
     def updates(self, batch: SkipGramBatch) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Splits a batch into updates of ``update_size`` centers.
@@ -225,6 +296,71 @@ class SkipGramTask(pl.LightningModule):
                 f"SkipGramTask expects SkipGramBatch batches, got {type(batch).__name__}; train "
                 "it with SkipGramDataModule (or build batches with skipgram_windows)."
             )
+        if self.engine_in_use == "fused":
+            logged = self.loss_logged_now(batch_idx)
+            loss_sum, num_pairs, lr = self.fused_step(batch, batch_idx, with_loss=logged)
+        else:
+            logged = True
+            loss_sum, num_pairs, lr = self.autograd_step(batch, batch_idx)
+        if not logged:  # Lightning would not write this step's values (each log costs ~0.2 ms)
+            return
+        rows = batch.centers.shape[0]  # given, so that Lightning does not search the batch
+        if loss_sum is not None:
+            self.log(
+                "train/loss", loss_sum / num_pairs.clamp_min(1.0), prog_bar=True, sync_dist=True,
+                batch_size=rows,
+            )
+        self.log("train/lr", lr, batch_size=rows)
+        self.log("train/pairs", num_pairs, sync_dist=True, reduce_fx="sum", batch_size=rows)
+
+    def fused_step(
+        self, batch: SkipGramBatch, batch_idx: int, with_loss: bool = True
+    ) -> tuple[Tensor | None, Tensor, float]:
+        """Trains a chunk with the fused kernel; one optimizer step (a step counter here).
+
+        Args:
+            with_loss: sum the loss too (about a fifth of the kernel's time); the task does it
+                on the steps whose logs Lightning writes.
+
+        Returns:
+            ``(loss_sum or None, num_pairs, learning rate at the chunk's end)``.
+        """
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)
+        centers, contexts, mask = batch.centers, batch.contexts, batch.mask
+        syn0, syn1 = self.embeddings.input.weight, self.embeddings.output.weight
+        lr_start = self.learning_rate(batch_idx)
+        lr_end = self.learning_rate(batch_idx + 1, steps_ahead=1)
+        every = self.diagnostics_every
+        with torch.no_grad():
+            negatives = self.draw_negatives(centers, contexts, mask)
+            if every > 0 and self.global_step % every == 0:
+                self.log_diagnostics(centers, contexts, mask, negatives)
+            self.rank_updates.before_chunk([syn0, syn1])
+            if centers.device.type == "cpu":
+                set_threads(self.kernel_threads)
+            loss_sum, num_pairs = fused_sgns_update(
+                syn0, syn1, centers, contexts, mask, negatives.ids, negatives.mask,
+                lr_start, lr_end, lam=self.lam, with_loss=with_loss,
+            )
+            last = batch_idx + 1 >= self.trainer.num_training_batches
+            self.rank_updates.after_chunk([syn0, syn1], last_of_epoch=last)
+        optimizer.step()  # no gradients: only advances global_step, one per chunk
+        return loss_sum, num_pairs, lr_end
+
+    def loss_logged_now(self, batch_idx: int) -> bool:
+        """Whether Lightning writes this step's logs (every ``log_every_n_steps`` steps) or the
+        epoch ends: the fused engine sums the loss and logs only then."""
+        every = max(int(getattr(self.trainer, "log_every_n_steps", 1)), 1)
+        last_of_epoch = batch_idx + 1 >= self.trainer.num_training_batches
+        return (self.global_step + 1) % every == 0 or last_of_epoch
+
+    def autograd_step(self, batch: SkipGramBatch, batch_idx: int) -> tuple[Tensor, Tensor, float]:
+        """Trains a chunk in updates of ``update_size`` centers through autograd.
+
+        Returns:
+            ``(loss_sum, num_pairs, learning rate of the last update)``.
+        """
         optimizer = self.optimizers()
         assert not isinstance(optimizer, list)
         num_rows = batch.centers.shape[0]
@@ -250,11 +386,7 @@ class SkipGramTask(pl.LightningModule):
             optimizer.step()
             total_loss += loss_sum.detach()
             total_pairs += num_pairs
-        self.log(
-            "train/loss", total_loss / total_pairs.clamp_min(1.0), prog_bar=True, sync_dist=True
-        )
-        self.log("train/lr", lr)
-        self.log("train/pairs", total_pairs, sync_dist=True, reduce_fx="sum")
+        return total_loss, total_pairs, lr
 
     def empty_update_loss(self) -> Tensor:
         """A zero loss through both tables (with zero-row gradients), for an update that has
@@ -262,11 +394,12 @@ class SkipGramTask(pl.LightningModule):
         nothing = torch.zeros((0, 1), dtype=torch.long, device=self.device)
         return self.embeddings(nothing, nothing).sum()
 
-    def learning_rate(self, batch_position: float) -> float:
+    def learning_rate(self, batch_position: float, steps_ahead: int = 0) -> float:
         """Linear decay from ``lr`` to ``min_lr`` over the run.
 
         Args:
             batch_position: position in the current epoch, in batches (may be fractional).
+            steps_ahead: optimizer steps past ``global_step`` (for ``max_steps``).
         """
         trainer = self.trainer
         progress = 0.0
@@ -275,11 +408,31 @@ class SkipGramTask(pl.LightningModule):
             done = trainer.current_epoch * trainer.num_training_batches + batch_position
             progress = done / total
         if trainer.max_steps is not None and trainer.max_steps > 0:
-            progress = max(progress, self.global_step / trainer.max_steps)
+            progress = max(progress, (self.global_step + steps_ahead) / trainer.max_steps)
         return self.lr - (self.lr - self.min_lr) * min(progress, 1.0)
 
+    @property
+    def kernel_threads(self) -> int:
+        """The fused engine's CPU threads: ``threads``, or torch's thread count when training
+        starts (numba's OpenMP layer can change torch's count later: it is read once)."""
+        if self._kernel_threads is None:
+            self._kernel_threads = self.threads or torch.get_num_threads()
+        return self._kernel_threads
+
+    @property
+    def engine_in_use(self) -> str:
+        """``fused`` or ``autograd``: what ``engine`` means on the task's device."""
+        if self._engine_in_use is None:
+            self._engine_in_use = resolve_engine(self.engine, self.device)
+        return self._engine_in_use
+
     def configure_optimizers(self) -> Optimizer:
+        self._engine_in_use = None  # the device is final here: resolve the engine for it
+        self._kernel_threads = None
         optimizer = self.optimizer_factory(self.parameters())
+        if self.engine_in_use == "fused":
+            check_fused_optimizer(optimizer)
+            return optimizer
         if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
             raise ValueError(
                 "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "

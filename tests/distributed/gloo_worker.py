@@ -15,10 +15,13 @@ import torch
 import torch.distributed as dist
 
 from nslightning.distributed import mean_over_ranks
+from nslightning.kernels import fused_sgns_update
+from nslightning.kernels.sgns_numba import set_threads
 from nslightning.losses.contrastive import WeightedContrastiveLoss
 from nslightning.losses.softmax import InfoNCELoss
 from nslightning.samplers import InBatchSampler, MemoryBankSampler, UnigramSampler
 from nslightning.tasks.contrastive import ContrastiveTask
+from nslightning.tasks.skipgram_engine import RankUpdates
 
 # 16 pairs; ids repeat (in both halves and across them), so duplicates are masked and the
 # number of kept negatives differs between the two halves.
@@ -81,6 +84,52 @@ def draws(rank: int, world: int) -> dict:
     }
 
 
+def skipgram_chunk(seed: int, vocab: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randint(0, vocab, (30,), generator=g)
+    contexts = torch.randint(0, vocab, (30, 4), generator=g)
+    negatives = torch.randint(0, vocab, (30, 3), generator=g)
+    return centers, contexts, torch.ones(30, 4, dtype=torch.bool), negatives, (
+        negatives != centers[:, None]
+    )
+
+
+def fused_merge(rank: int, world: int) -> dict:
+    """The fused engine's exchange between ranks: each rank trains its own chunk from the same
+    tables, then every rank holds the start plus both ranks' changes. With one process: the
+    reference, each chunk trained alone from the start and the changes added up."""
+    set_threads(1)
+    torch.manual_seed(0)
+    vocab, dim = 20, 6
+    syn0, syn1 = torch.rand(vocab, dim) - 0.5, torch.randn(vocab, dim) * 0.1
+    chunks = [skipgram_chunk(seed, vocab) for seed in range(2)]
+    if world == 1:
+        total0, total1 = syn0.clone(), syn1.clone()
+        for chunk in chunks:
+            alone0, alone1 = syn0.clone(), syn1.clone()
+            fused_sgns_update(alone0, alone1, *chunk, 0.05, 0.04)
+            total0 += alone0 - syn0
+            total1 += alone1 - syn1
+        return {"syn0": total0, "syn1": total1}
+    updates = RankUpdates(every=1)
+    updates.before_chunk([syn0, syn1])
+    fused_sgns_update(syn0, syn1, *chunks[rank], 0.05, 0.04)
+    merged = updates.after_chunk([syn0, syn1], last_of_epoch=False)
+    # every 2 chunks, and at an epoch's end: rank-dependent changes of a small table
+    table = torch.zeros(2, 3)
+    every_two = RankUpdates(every=2)
+    every_two.before_chunk([table])
+    table[rank] += 1.0
+    first = every_two.after_chunk([table], last_of_epoch=False)
+    local = table.clone()
+    table[rank] += 10.0
+    second = every_two.after_chunk([table], last_of_epoch=False)
+    table[:, 0] += rank + 1.0
+    third = every_two.after_chunk([table], last_of_epoch=True)
+    return {"syn0": syn0, "syn1": syn1, "merged": merged, "local": local, "table": table,
+            "when": [first, second, third]}
+
+
 def main() -> None:
     scenario, rank, world, port, out = sys.argv[1:6]
     rank_number, world_size = int(rank), int(world)
@@ -91,6 +140,8 @@ def main() -> None:
         )
     if scenario == "draws":
         result = draws(rank_number, world_size)
+    elif scenario == "fused_merge":
+        result = fused_merge(rank_number, world_size)
     else:
         loss_name, _, normalizer = scenario.partition(":")
         result = gradients(loss_name, rank_number, world_size, normalizer != "local")

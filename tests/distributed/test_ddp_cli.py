@@ -44,12 +44,15 @@ def last(rows: list[dict[str, str]], key: str) -> float:
     return values[-1]
 
 
-def test_skipgram_trains_on_two_processes(topic_corpus_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+def test_skipgram_trains_on_two_processes(
+    topic_corpus_file: Path, tmp_path: Path, engine: str
+) -> None:
     nslightning(
         tmp_path, "fit", "-c", str(CONFIGS / "skipgram.yaml"), *TWO_PROCESSES,
         "--data.corpus", str(topic_corpus_file), "--data.min_count", "1",
         "--data.batch_size", "500", "--trainer.max_epochs", "2", "--model.dim", "8",
-        "--trainer.log_every_n_steps", "1",
+        "--trainer.log_every_n_steps", "1", "--model.engine", engine,
     )
     rows = logged(tmp_path / "outputs/skipgram/logs")
     assert last(rows, "train/loss") > 0 and last(rows, "train/words_per_s") > 0

@@ -77,3 +77,16 @@ def test_ranks_draw_different_negatives_and_share_the_memory_bank(tmp_path: Path
     # rows drew from both ranks' positives
     every = torch.cat([first["in_batch"].flatten(), second["in_batch"].flatten()])
     assert (every < 8).any() and (every >= 8).any()
+
+
+def test_fused_skipgram_ranks_exchange_their_changes(tmp_path: Path) -> None:
+    (single,) = run_group("fused_merge", 1, tmp_path / "one")
+    ranks = run_group("fused_merge", 2, tmp_path / "two")
+    for result in ranks:
+        assert result["merged"]
+        for name in ("syn0", "syn1"):
+            torch.testing.assert_close(result[name], single[name], atol=1e-6, rtol=1e-6)
+        # merged every 2 chunks and at the epoch's end, not after the first chunk
+        assert result["when"] == [False, True, True]
+        assert result["table"].tolist() == [[14.0, 11.0, 11.0], [14.0, 11.0, 11.0]]
+    assert not torch.equal(ranks[0]["local"], ranks[1]["local"])

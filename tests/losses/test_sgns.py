@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nslightning.losses import SGNSLoss, sgns_loss
 
@@ -230,3 +231,19 @@ def test_mean_with_broadcast_weight_divides_by_total_weight():
     pos, neg, _, _ = random_inputs((4,), 2, seed=11)
     ones = torch.ones(1, dtype=torch.float64)  # broadcastable to (4,), as documented
     torch.testing.assert_close(sgns_loss(pos, neg, weight=ones), sgns_loss(pos, neg))
+
+
+def test_lam_weights_the_negative_term() -> None:
+    pos = torch.tensor([0.3, -1.2])
+    neg = torch.tensor([[0.5, -2.0, 1.0], [3.0, 0.1, -0.4]])
+    mask = torch.tensor([[True, False, True], [True, True, True]])
+    positive = -F.logsigmoid(pos)
+    negative = -(F.logsigmoid(-neg) * mask).sum(-1)
+    for lam in (0.0, 0.25, 3.0):
+        expected = positive + lam * negative
+        torch.testing.assert_close(sgns_loss(pos, neg, mask, lam=lam, reduction="none"), expected)
+        torch.testing.assert_close(SGNSLoss("sum", lam=lam)(pos, neg, mask), expected.sum())
+    with pytest.raises(ValueError, match=r"lam \(λ\) must be >= 0"):
+        sgns_loss(pos, neg, lam=-0.1)
+    with pytest.raises(ValueError, match=r"lam \(λ\) must be >= 0"):
+        SGNSLoss(lam=-1.0)
