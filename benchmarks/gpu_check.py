@@ -10,6 +10,8 @@ Run it as soon as a GPU is lent (the device tool), then put its lines in RESULTS
 Checks, each in its own process with its own time limit, each line tagged with ``check``:
 
 - ``env``: the GPU, torch, Triton and numba versions;
+- ``kernel_agreement``: the Triton kernel with one program against the numba kernel with one
+  thread on the same chunk (the same per-pair algorithm: the tables must agree to 1e-4);
 - ``kernel``: the fused skip-gram Triton kernel alone on real windows of the corpus (CUDA events,
   one chunk of ``--chunk`` tokens, dim 100, K 5, window 5), for several rows per program;
 - ``skipgram_gpu_fused``: ``SkipGramTask(engine="fused")`` trained on the GPU through Lightning
@@ -98,6 +100,37 @@ def environment(smoke: bool) -> dict[str, Any]:
     return record
 
 
+def kernel_agreement(device_type: str) -> dict[str, Any]:
+    """The GPU kernel with one program against the numba kernel with one thread, on the same
+    small random chunk: the same per-pair algorithm, so the tables agree to float32 rounding."""
+    import torch
+
+    from nslightning.kernels import fused_sgns_update
+    from nslightning.kernels.sgns_numba import set_threads
+
+    g = torch.Generator().manual_seed(0)
+    vocab, rows = 500, 400
+    centers = torch.randint(0, vocab, (rows,), generator=g)
+    contexts = torch.randint(0, vocab, (rows, 10), generator=g)
+    mask = torch.rand(rows, 10, generator=g) < 0.6
+    negatives = torch.randint(0, vocab, (rows, 5), generator=g)
+    keep = negatives != centers[:, None]
+    start0 = (torch.rand(vocab, 100, generator=g) - 0.5) / 10
+    start1 = torch.randn(vocab, 100, generator=g) / 10
+    results = {}
+    for device in ("cpu", device_type):
+        set_threads(1)
+        syn0, syn1 = start0.clone().to(device), start1.clone().to(device)
+        on = [t.to(device) for t in (centers, contexts, mask, negatives, keep)]
+        loss, pairs = fused_sgns_update(syn0, syn1, *on, 0.05, 0.01, segments=1)
+        results[device] = (syn0.cpu(), syn1.cpu(), float(loss), float(pairs))
+    cpu, other = results["cpu"], results[device_type]
+    difference = max(float((cpu[i] - other[i]).abs().max()) for i in (0, 1))
+    return {"check": "kernel_agreement", "device": device_type, "max_abs_diff": difference,
+            "loss_cpu": cpu[2], "loss_device": other[2], "pairs": cpu[3],
+            "ok": difference < 1e-4 and cpu[3] == other[3]}
+
+
 def kernel_check(corpus: str, chunk: int, rows: list[int], smoke: bool) -> list[dict[str, Any]]:
     """The Triton kernel alone on one chunk of real windows, timed with CUDA events."""
     import torch
@@ -122,7 +155,7 @@ def kernel_check(corpus: str, chunk: int, rows: list[int], smoke: bool) -> list[
     sampler = sampler.to(device)
     negatives = sampler.sample(batch.centers, 5, anchors=batch.centers)
     vocab = data.vocab_size
-    results = []
+    results = [kernel_agreement(device.type)]
     for per_program in rows:
         triton_kernel.ROWS_PER_PROGRAM = per_program
         syn0 = ((torch.rand(vocab, 100, device=device) - 0.5) / 100).contiguous()

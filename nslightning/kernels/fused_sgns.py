@@ -57,7 +57,7 @@ def fused_sgns_update(
         with_loss: also sum the loss (costs about a fifth of the kernel's time).
 
     Returns:
-        ``(loss_sum, num_pairs)``: float32 scalars on the tables' device; ``loss_sum`` is
+        ``(loss_sum, num_pairs)``: float64 scalars on the tables' device; ``loss_sum`` is
         ``-log σ(s+) - λ Σ_k log σ(-s_k)`` summed over the pairs, each scored just before its
         update, or ``None`` without ``with_loss``.
     """
@@ -75,7 +75,7 @@ def fused_sgns_update(
                 float(lr_start), float(lr_end), float(lam), int(segments), bool(with_loss),
                 totals.numpy(),
             )
-        loss_sum, num_pairs = totals.sum(0).float()
+        loss_sum, num_pairs = totals.sum(0)
     elif syn0.device.type == "cuda":
         from nslightning.kernels.sgns_triton import ROWS_PER_PROGRAM, sgns_chunk_triton
 

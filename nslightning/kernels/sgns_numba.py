@@ -10,6 +10,8 @@ other, in order, so a run is bit-identical when repeated.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -100,20 +102,27 @@ def sgns_chunk_numba(  # type: ignore[no-untyped-def]
 
 
 def set_threads(threads: int) -> int:
-    """Sets numba's thread count for this thread (capped at what numba started); returns it.
-
-    Numba's OpenMP layer resets the OpenMP thread count of the calling thread when it starts
-    its pool, which is torch's too: torch's count is put back as it was.
-    """
+    """Sets numba's thread count for this thread (capped at what numba started); returns it."""
     started: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     threads = max(1, min(int(threads), started))
-    torch_threads = torch.get_num_threads()
-    numba.set_num_threads(threads)
-    if torch.get_num_threads() != torch_threads:
-        torch.set_num_threads(torch_threads)
+    with _torch_threads_kept():
+        numba.set_num_threads(threads)
     return threads
 
 
 def numba_threads() -> int:
     """The thread count numba's parallel loops use in this thread."""
-    return int(numba.get_num_threads())
+    with _torch_threads_kept():
+        return int(numba.get_num_threads())
+
+
+@contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Puts torch's thread count back as it was: numba's OpenMP layer resets the OpenMP thread
+    count of the calling thread, which is torch's too, when it starts its pool."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

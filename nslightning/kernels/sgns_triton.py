@@ -82,8 +82,8 @@ def _sgns_chunk_kernel(  # type: ignore[no-untyped-def]
                 current = tl.load(input_row, mask=in_dim, other=0.0).to(tl.float32)
                 tl.store(input_row, (current + neu1e).to(syn0.dtype.element_ty), mask=in_dim)
                 pairs += 1.0
-    tl.store(totals + part * 2, loss)
-    tl.store(totals + part * 2 + 1, pairs)
+    tl.store(totals + part * 2, loss.to(tl.float64))
+    tl.store(totals + part * 2 + 1, pairs.to(tl.float64))
 
 
 def sgns_chunk_triton(
@@ -104,11 +104,11 @@ def sgns_chunk_triton(
     :func:`nslightning.kernels.fused_sgns.fused_sgns_update` (checked there).
 
     Returns:
-        ``(loss_sum, num_pairs)``, float32 scalars on the device, not read back (the loss is
-        0 unless ``with_loss``).
+        ``(loss_sum, num_pairs)``, float64 scalars on the device (exact counts past 2^24
+        pairs), not read back; the loss is 0 unless ``with_loss``.
     """
     num_rows = centers.shape[0]
-    totals = torch.zeros(segments, 2, dtype=torch.float32, device=syn0.device)
+    totals = torch.zeros(segments, 2, dtype=torch.float64, device=syn0.device)
     if num_rows == 0:
         return totals[:, 0].sum(), totals[:, 1].sum()
     # Padding rows (all pairs masked) sit after the last real row: count rows up to it.

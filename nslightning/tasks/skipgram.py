@@ -7,13 +7,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.data.windows import SkipGramBatch
 from nslightning.distributed import keep_gradients_reducible, max_over_ranks
 from nslightning.kernels.fused_sgns import fused_sgns_update
-from nslightning.kernels.sgns_numba import set_threads
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.losses.functional import sgns_loss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
@@ -24,7 +24,7 @@ from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 from nslightning.tasks.skipgram_engine import (
     Engine,
     RankUpdates,
-    check_fused_optimizer,
+    fused_obstacle,
     resolve_engine,
 )
 from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
@@ -55,9 +55,10 @@ class SkipGramTask(pl.LightningModule):
       threads (Triton programs on a GPU) take contiguous parts of the chunk Hogwild. One
       Lightning step is one chunk. ``lam`` scales the negatives' gradient. The optimizer is
       only a step counter here (the kernel is the update), so it must be SparseSGD or plain
-      SGD. Under DDP each rank trains its own chunks and the ranks exchange the sum of their
-      table changes every ``sync_every`` chunks and at each epoch's end
-      (:class:`~nslightning.tasks.skipgram_engine.RankUpdates`).
+      SGD; with ``auto``, another optimizer, float64 tables or 16-bit AMP select ``autograd``
+      (``fused`` refuses them). Under DDP each rank trains its own chunks and the ranks
+      exchange the sum of their table changes every ``sync_every`` chunks, at each epoch's end
+      and when training ends (:class:`~nslightning.tasks.skipgram_engine.RankUpdates`).
     - ``autograd`` (``auto`` on CUDA until the Triton kernel's GPU figures are taken): each
       chunk is applied in batched updates of ``update_size`` centers through autograd and the
       optimizer (any optimizer, sampler diagnostics at any update). Summing the gradients of
@@ -335,25 +336,50 @@ class SkipGramTask(pl.LightningModule):
         with torch.no_grad():
             negatives = self.draw_negatives(centers, contexts, mask)
             if every > 0 and self.global_step % every == 0:
-                self.log_diagnostics(centers, contexts, mask, negatives)
+                # the first update_size rows: scoring a whole chunk would gather (N, 2W, D)
+                rows = slice(0, self.update_size)
+                first = Negatives(
+                    negatives.ids[rows],
+                    None if negatives.log_q is None else negatives.log_q[rows],
+                    negatives.mask[rows],
+                )
+                self.log_diagnostics(centers[rows], contexts[rows], mask[rows], first)
             self.rank_updates.before_chunk([syn0, syn1])
             if centers.device.type == "cpu":
+                from nslightning.kernels.sgns_numba import set_threads
+
                 set_threads(self.kernel_threads)
             loss_sum, num_pairs = fused_sgns_update(
                 syn0, syn1, centers, contexts, mask, negatives.ids, negatives.mask,
                 lr_start, lr_end, lam=self.lam, with_loss=with_loss,
             )
-            last = batch_idx + 1 >= self.trainer.num_training_batches
-            self.rank_updates.after_chunk([syn0, syn1], last_of_epoch=last)
+            max_steps = self.trainer.max_steps
+            ends = batch_idx + 1 >= self.trainer.num_training_batches or (
+                max_steps is not None and 0 < max_steps <= self.global_step + 1
+            )
+            self.rank_updates.after_chunk([syn0, syn1], merge_now=ends)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_end  # what learning-rate monitors read
         optimizer.step()  # no gradients: only advances global_step, one per chunk
         return loss_sum, num_pairs, lr_end
 
     def loss_logged_now(self, batch_idx: int) -> bool:
-        """Whether Lightning writes this step's logs (every ``log_every_n_steps`` steps) or the
-        epoch ends: the fused engine sums the loss and logs only then."""
-        every = max(int(getattr(self.trainer, "log_every_n_steps", 1)), 1)
+        """Whether Lightning writes this step's logs (every ``log_every_n_steps`` steps, never
+        with 0, and when the run is stopping) or the epoch ends (so that monitors of
+        ``train/loss`` see the epoch's last value): the fused engine sums the loss and logs
+        only then."""
+        every = int(getattr(self.trainer, "log_every_n_steps", 1))
         last_of_epoch = batch_idx + 1 >= self.trainer.num_training_batches
-        return (self.global_step + 1) % every == 0 or last_of_epoch
+        on_schedule = every > 0 and (self.global_step + 1) % every == 0
+        return on_schedule or last_of_epoch or self.trainer.should_stop
+
+    def on_train_start(self) -> None:
+        self.rank_updates.reset()  # the tables of this fit are the base of the first merge
+
+    def on_train_end(self) -> None:
+        # A run stopped early (EarlyStopping, a signal to stop) merges what is left, so that
+        # every rank, and the export on rank 0, hold every rank's updates.
+        self.rank_updates.flush([self.embeddings.input.weight, self.embeddings.output.weight])
 
     def autograd_step(self, batch: SkipGramBatch, batch_idx: int) -> tuple[Tensor, Tensor, float]:
         """Trains a chunk in updates of ``update_size`` centers through autograd.
@@ -427,11 +453,24 @@ class SkipGramTask(pl.LightningModule):
         return self._engine_in_use
 
     def configure_optimizers(self) -> Optimizer:
-        self._engine_in_use = None  # the device is final here: resolve the engine for it
         self._kernel_threads = None
         optimizer = self.optimizer_factory(self.parameters())
-        if self.engine_in_use == "fused":
-            check_fused_optimizer(optimizer)
+        # The device is final here: resolve the engine for it, and for this set-up.
+        engine = resolve_engine(self.engine, self.device)
+        if engine == "fused":
+            precision = getattr(self.trainer, "precision", "")
+            obstacle = fused_obstacle(optimizer, self.embeddings.input.weight.dtype, precision)
+            if obstacle is not None and self.engine == "fused":
+                raise ValueError(
+                    f"engine fused cannot train this set-up: {obstacle}. Keep the default "
+                    "optimizer (SparseSGD), float32 and no 16-bit AMP, or set --model.engine "
+                    "autograd."
+                )
+            if obstacle is not None:
+                rank_zero_info(f"SkipGramTask: engine auto uses autograd because {obstacle}.")
+                engine = "autograd"
+        self._engine_in_use = engine
+        if engine == "fused":
             return optimizer
         if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
             raise ValueError(

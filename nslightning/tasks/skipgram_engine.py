@@ -58,17 +58,30 @@ def resolve_engine(engine: str, device: torch.device) -> Literal["fused", "autog
     return "autograd"
 
 
-def check_fused_optimizer(optimizer: Optimizer) -> None:
-    """The fused engine applies word2vec's SGD itself; refuses optimizers it would ignore."""
+def fused_obstacle(optimizer: Optimizer, table_dtype: torch.dtype, precision: object) -> str | None:
+    """Why the fused engine cannot train this set-up, or ``None`` when it can.
+
+    Args:
+        optimizer: the task's optimizer (the fused engine only uses it to count steps).
+        table_dtype: the embedding tables' dtype.
+        precision: the trainer's precision setting (``"32-true"``, ``"16-mixed"``, ...).
+    """
     plain_sgd = type(optimizer) is torch.optim.SGD and not any(
         optimizer.defaults.get(option) for option in ("momentum", "weight_decay")
     )
     if not (isinstance(optimizer, SparseSGD) or plain_sgd):
-        raise ValueError(
-            f"the fused engine is word2vec's per-pair SGD and applies the updates itself, so "
-            f"{type(optimizer).__name__} would be ignored: keep the default optimizer "
-            "(SparseSGD) or set --model.engine autograd to train with it."
+        return (
+            f"{type(optimizer).__name__} would be ignored, since the fused engine is word2vec's "
+            "per-pair SGD and applies the updates itself"
         )
+    if table_dtype != torch.float32:
+        return f"its kernels train float32 tables and these are {table_dtype}"
+    if str(precision).startswith("16"):
+        return (
+            "16-bit mixed precision steps through a gradient scaler, which needs the gradients "
+            "that the fused engine never makes"
+        )
+    return None
 
 
 class RankUpdates:
@@ -89,7 +102,11 @@ class RankUpdates:
         if every < 1:
             raise ValueError(f"sync_every must be >= 1 (chunks between merges), got {every}.")
         self.every = every
-        self.chunks = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets the base and the count (a new fit starts from the tables it then has)."""
+        self.pending = 0
         self.bases: list[Tensor] | None = None
 
     def before_chunk(self, tables: list[Tensor]) -> None:
@@ -98,16 +115,27 @@ class RankUpdates:
         if self.bases is None and world_size() > 1:
             self.bases = [table.detach().clone() for table in tables]
 
-    def after_chunk(self, tables: list[Tensor], last_of_epoch: bool) -> bool:
-        """Merges when due (a collective: every rank calls it after every chunk).
+    def after_chunk(self, tables: list[Tensor], merge_now: bool = False) -> bool:
+        """Merges every ``every`` chunks, or now (a collective: every rank calls it after every
+        chunk, with the same ``merge_now``).
 
         Returns:
             Whether the tables were merged.
         """
         if self.bases is None:
             return False
-        self.chunks += 1
-        if self.chunks % self.every and not last_of_epoch:
+        self.pending += 1
+        if self.pending < self.every and not merge_now:
+            return False
+        return self.flush(tables)
+
+    def flush(self, tables: list[Tensor]) -> bool:
+        """Merges the changes not merged yet, if any (a collective, like :meth:`after_chunk`).
+
+        Returns:
+            Whether the tables were merged.
+        """
+        if self.bases is None or self.pending == 0:
             return False
         with torch.no_grad():
             for table, base in zip(tables, self.bases, strict=True):
@@ -115,4 +143,5 @@ class RankUpdates:
                 dist.all_reduce(change)
                 base.add_(change)
                 table.copy_(base)
+        self.pending = 0
         return True

@@ -114,18 +114,18 @@ def fused_merge(rank: int, world: int) -> dict:
     updates = RankUpdates(every=1)
     updates.before_chunk([syn0, syn1])
     fused_sgns_update(syn0, syn1, *chunks[rank], 0.05, 0.04)
-    merged = updates.after_chunk([syn0, syn1], last_of_epoch=False)
+    merged = updates.after_chunk([syn0, syn1], merge_now=False)
     # every 2 chunks, and at an epoch's end: rank-dependent changes of a small table
     table = torch.zeros(2, 3)
     every_two = RankUpdates(every=2)
     every_two.before_chunk([table])
     table[rank] += 1.0
-    first = every_two.after_chunk([table], last_of_epoch=False)
+    first = every_two.after_chunk([table], merge_now=False)
     local = table.clone()
     table[rank] += 10.0
-    second = every_two.after_chunk([table], last_of_epoch=False)
+    second = every_two.after_chunk([table], merge_now=False)
     table[:, 0] += rank + 1.0
-    third = every_two.after_chunk([table], last_of_epoch=True)
+    third = every_two.after_chunk([table], merge_now=True)
     return {"syn0": syn0, "syn1": syn1, "merged": merged, "local": local, "table": table,
             "when": [first, second, third]}
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from gensim.models import KeyedVectors
 
 from tests.tasks.test_lm_task import pattern_text
@@ -21,9 +22,13 @@ TWO_PROCESSES = [
 ]
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def nslightning(folder: Path, *args: str) -> str:
     """Runs ``python -m nslightning ARGS`` in ``folder``; returns its output, fails on errors."""
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     done = subprocess.run(
         [sys.executable, "-m", "nslightning", *args], cwd=folder, env=env, capture_output=True,
         text=True, timeout=300,
@@ -44,16 +49,34 @@ def last(rows: list[dict[str, str]], key: str) -> float:
     return values[-1]
 
 
-@pytest.mark.parametrize("engine", ["fused", "autograd"])
+SAVE_TABLES = "tests.distributed.save_tables.SaveTables"
+
+
+@pytest.mark.parametrize(
+    ("engine", "bounds"),
+    [("fused", ["--trainer.max_epochs", "2"]),
+     # exchanges every 3 chunks, stopped by max_steps mid-epoch: the end still merges
+     ("fused", ["--trainer.max_epochs", "2", "--model.sync_every", "3",
+                "--trainer.max_steps", "5"]),
+     ("autograd", ["--trainer.max_epochs", "2"])],
+    ids=["fused", "fused-sync_every-3-max_steps", "autograd"],
+)
 def test_skipgram_trains_on_two_processes(
-    topic_corpus_file: Path, tmp_path: Path, engine: str
+    topic_corpus_file: Path, tmp_path: Path, engine: str, bounds: list[str]
 ) -> None:
+    tables = tmp_path / "tables"
     nslightning(
         tmp_path, "fit", "-c", str(CONFIGS / "skipgram.yaml"), *TWO_PROCESSES,
         "--data.corpus", str(topic_corpus_file), "--data.min_count", "1",
-        "--data.batch_size", "500", "--trainer.max_epochs", "2", "--model.dim", "8",
+        "--data.batch_size", "500", "--model.dim", "8", *bounds,
         "--trainer.log_every_n_steps", "1", "--model.engine", engine,
+        f"--trainer.callbacks+={SAVE_TABLES}", f"--trainer.callbacks.folder={tables}",
     )
+    # both ranks end with the same tables: each holds every rank's updates
+    first, second = (torch.load(tables / f"rank{rank}.pt") for rank in (0, 1))
+    assert first["step"] == second["step"] > 0
+    for name, table in first["tables"].items():
+        assert torch.equal(table, second["tables"][name]), name
     rows = logged(tmp_path / "outputs/skipgram/logs")
     assert last(rows, "train/loss") > 0 and last(rows, "train/words_per_s") > 0
     assert "val/ws353" in rows[0]

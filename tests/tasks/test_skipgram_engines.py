@@ -4,6 +4,7 @@ errors."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytorch_lightning as pl
 import torch
 
 from nslightning.data import SkipGramDataModule
+from nslightning.optim import SparseSGD
 from nslightning.samplers import UnigramSampler
 from nslightning.tasks import SkipGramTask
-from nslightning.tasks.skipgram_engine import resolve_engine
+from nslightning.tasks.skipgram_engine import fused_obstacle, resolve_engine
 from tests.kernels.reference import reference_sgns_chunk
 
 LR, MIN_LR, EPOCHS = 0.05, 0.002, 2
@@ -169,5 +171,56 @@ def test_fused_engine_refuses_float64_tables(topic_corpus_file: Path) -> None:
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          precision="64-true")
-    with pytest.raises(ValueError, match=r"float32.*engine: autograd"):
+    with pytest.raises(ValueError, match=r"float32 tables.*--model.engine autograd"):
         trainer.fit(task, data)
+
+
+def test_auto_falls_back_to_autograd_where_the_fused_engine_cannot_train(
+    topic_corpus_file: Path
+) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=700)
+    task = SkipGramTask(data.vocab_size, dim=4, sparse=False, optimizer=torch.optim.Adam)
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, data)
+    assert task.engine_in_use == "autograd" and trainer.global_step == 3
+    # and what stops the fused engine, reason by reason
+    sgd = SparseSGD(task.parameters())
+    assert fused_obstacle(sgd, torch.float32, "32-true") is None
+    assert fused_obstacle(sgd, torch.float32, "bf16-mixed") is None
+    assert "gradient scaler" in fused_obstacle(sgd, torch.float32, "16-mixed")
+    assert "float32" in fused_obstacle(sgd, torch.float64, "64-true")
+    assert "Adam would be ignored" in fused_obstacle(torch.optim.Adam(task.parameters()),
+                                                     torch.float32, "32-true")
+    momentum = torch.optim.SGD(task.parameters(), lr=0.1, momentum=0.9)
+    assert fused_obstacle(momentum, torch.float32, "32-true") is not None
+
+
+def test_fused_engine_sums_the_loss_on_the_steps_lightning_writes(
+    topic_corpus_file: Path, tmp_path: Path
+) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=500)
+    task = SkipGramTask(data.vocab_size, dim=8, engine="fused", diagnostics_every=0)
+    with_loss: list[bool] = []
+    fused_step = task.fused_step
+
+    def spy(batch, batch_idx, with_loss_now=True):
+        with_loss.append(with_loss_now)
+        return fused_step(batch, batch_idx, with_loss=with_loss_now)
+
+    task.fused_step = lambda batch, batch_idx, with_loss=True: spy(batch, batch_idx, with_loss)
+    logger = pl.loggers.CSVLogger(tmp_path)
+    trainer = pl.Trainer(max_epochs=2, logger=logger, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         log_every_n_steps=3)
+    trainer.fit(task, data)
+    per_epoch = trainer.num_training_batches
+    expected = [(step + 1) % 3 == 0 or (step + 1) % per_epoch == 0
+                for step in range(2 * per_epoch)]
+    assert with_loss == expected and not all(expected)
+    with open(Path(logger.log_dir) / "metrics.csv", encoding="utf-8") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+    written = [step for step in range(2 * per_epoch) if (step + 1) % 3 == 0]
+    assert steps and set(written) <= set(steps)
+    lr = [group["lr"] for group in trainer.optimizers[0].param_groups]
+    assert lr == [pytest.approx(task.min_lr)]  # the optimizer shows the schedule's value
