@@ -101,6 +101,18 @@ def sgns_chunk_numba(  # type: ignore[no-untyped-def]
         totals[part, 1] = pairs
 
 
+def load_kernel() -> None:
+    """Compiles the kernel, or loads it from numba's disk cache, for the task's types (float32
+    tables, int64 ids, bool masks) on a one-pair chunk, so that no training step waits for it."""
+    tables = np.zeros((2, 1), dtype=np.float32)
+    ids = np.zeros((1, 1), dtype=np.int64)
+    flags = np.zeros((1, 1), dtype=np.bool_)
+    sgns_chunk_numba(
+        tables, tables.copy(), ids[0], ids, flags, ids, flags, 0.0, 0.0, 1.0, 1, True,
+        np.zeros((1, 2)),
+    )
+
+
 def set_threads(threads: int) -> int:
     """Sets numba's thread count for this thread (capped at what numba started); returns it."""
     started: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]

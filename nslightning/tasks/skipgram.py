@@ -375,6 +375,11 @@ class SkipGramTask(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.rank_updates.reset()  # the tables of this fit are the base of the first merge
+        if self.engine_in_use == "fused" and self.device.type == "cpu":
+            from nslightning.kernels.sgns_numba import load_kernel, set_threads
+
+            set_threads(self.kernel_threads)
+            load_kernel()  # before the first step, not inside it
 
     def on_train_end(self) -> None:
         # A run stopped early (EarlyStopping, a signal to stop) merges what is left, so that
