@@ -7,7 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.optim import Optimizer
 
@@ -33,6 +33,7 @@ OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 # torch optimizers whose sparse update leaves rows with a zero gradient untouched (SparseAdam's
 # momentum would move the masked slots of every update).
 SPARSE_TORCH_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adagrad)
+ENGINE_KEY = "skipgram_engine"  # the engine that trained a checkpoint
 
 
 class SkipGramTask(pl.LightningModule):
@@ -145,6 +146,7 @@ class SkipGramTask(pl.LightningModule):
         self.rank_updates = RankUpdates(sync_every)
         self._engine_in_use: str | None = None
         self._kernel_threads: int | None = None
+        self._checkpoint_engine: str | None = None  # the engine of a checkpoint being resumed
 
     @property
     def vocab_size(self) -> int:
@@ -281,8 +283,11 @@ class SkipGramTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_fingerprints(self.trainer, checkpoint)
         save_run_id(self.trainer, checkpoint)
+        checkpoint[ENGINE_KEY] = self.engine_in_use
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints from before the fused engine carry no engine: autograd trained them.
+        self._checkpoint_engine = checkpoint.get(ENGINE_KEY, "autograd")
         check_fingerprints(
             self._trainer,
             checkpoint,
@@ -457,23 +462,50 @@ class SkipGramTask(pl.LightningModule):
             self._engine_in_use = resolve_engine(self.engine, self.device)
         return self._engine_in_use
 
+    def resumed_engine(self, engine: str, fused_possible: bool) -> str:
+        """The engine to train with when a checkpoint trained by another one is resumed.
+
+        ``global_step`` counts updates under autograd and chunks under fused, so a switch
+        would move ``max_steps`` and the learning-rate schedule: ``auto`` continues with the
+        checkpoint's engine; an explicit engine is kept, with a warning.
+        """
+        saved = self._checkpoint_engine
+        if saved is None or saved == engine:
+            return engine
+        if self.engine == "auto" and (saved == "autograd" or fused_possible):
+            rank_zero_info(
+                f"SkipGramTask: the checkpoint was trained with the {saved} engine; engine auto "
+                "continues with it."
+            )
+            return saved
+        rank_zero_warn(
+            f"the checkpoint was trained with the {saved} engine and this run uses {engine}: "
+            "global_step counted updates under autograd and chunks under fused, so max_steps "
+            f"and the learning-rate schedule shift. Pass --model.engine {saved} to continue it "
+            "as it was trained."
+        )
+        return engine
+
     def configure_optimizers(self) -> Optimizer:
         self._kernel_threads = None
         optimizer = self.optimizer_factory(self.parameters())
         # The device is final here: resolve the engine for it, and for this set-up.
-        engine = resolve_engine(self.engine, self.device)
-        if engine == "fused":
-            precision = getattr(self.trainer, "precision", "")
-            obstacle = fused_obstacle(optimizer, self.embeddings.input.weight.dtype, precision)
-            if obstacle is not None and self.engine == "fused":
+        engine: str = resolve_engine(self.engine, self.device)
+        precision = getattr(self.trainer, "precision", "")
+        obstacle = fused_obstacle(optimizer, self.embeddings.input.weight.dtype, precision)
+        if engine == "fused" and obstacle is not None:
+            if self.engine == "fused":
                 raise ValueError(
                     f"engine fused cannot train this set-up: {obstacle}. Keep the default "
                     "optimizer (SparseSGD), float32 and no 16-bit AMP, or set --model.engine "
                     "autograd."
                 )
-            if obstacle is not None:
-                rank_zero_info(f"SkipGramTask: engine auto uses autograd because {obstacle}.")
-                engine = "autograd"
+            rank_zero_info(f"SkipGramTask: engine auto uses autograd because {obstacle}.")
+            engine = "autograd"
+        # auto picks the fused engine by itself only on the CPU (see resolve_engine)
+        engine = self.resumed_engine(
+            engine, fused_possible=obstacle is None and self.device.type == "cpu"
+        )
         self._engine_in_use = engine
         if engine == "fused":
             return optimizer

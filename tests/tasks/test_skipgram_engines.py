@@ -224,3 +224,30 @@ def test_fused_engine_sums_the_loss_on_the_steps_lightning_writes(
     assert steps and set(written) <= set(steps)
     lr = [group["lr"] for group in trainer.optimizers[0].param_groups]
     assert lr == [pytest.approx(task.min_lr)]  # the optimizer shows the schedule's value
+
+
+def test_a_resumed_checkpoint_keeps_the_engine_that_trained_it(
+    topic_corpus_file: Path, tmp_path: Path
+) -> None:
+    def fit(engine: str, stop: bool, ckpt_path: Path | None = None):
+        # without subsampling every epoch has the same number of autograd updates
+        data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=700,
+                                  sample=None)
+        task = SkipGramTask(data.vocab_size, dim=4, engine=engine, update_size=64)
+        trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             callbacks=[StopAfterFirstEpoch()] if stop else [])
+        trainer.fit(task, data, ckpt_path=ckpt_path)
+        return task, trainer
+
+    _, trainer = fit("autograd", stop=True)
+    updates_per_epoch = trainer.global_step
+    assert updates_per_epoch > trainer.num_training_batches  # autograd counts updates
+    trainer.save_checkpoint(tmp_path / "autograd.ckpt")
+    assert torch.load(tmp_path / "autograd.ckpt", weights_only=False)["skipgram_engine"] == (
+        "autograd")
+    resumed, trainer = fit("auto", stop=False, ckpt_path=tmp_path / "autograd.ckpt")
+    assert resumed.engine_in_use == "autograd" and trainer.global_step == 2 * updates_per_epoch
+    with pytest.warns(UserWarning, match="trained with the autograd engine.*--model.engine"):
+        switched, _ = fit("fused", stop=False, ckpt_path=tmp_path / "autograd.ckpt")
+    assert switched.engine_in_use == "fused"
