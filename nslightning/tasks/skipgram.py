@@ -349,11 +349,7 @@ class SkipGramTask(pl.LightningModule):
                     negatives.mask[rows],
                 )
                 self.log_diagnostics(centers[rows], contexts[rows], mask[rows], first)
-            self.rank_updates.before_chunk([syn0, syn1])
-            if centers.device.type == "cpu":
-                from nslightning.kernels.sgns_numba import set_threads
-
-                set_threads(self.kernel_threads)
+            self.rank_updates.before_chunk([syn0, syn1])  # numba's threads: on_train_start
             loss_sum, num_pairs = fused_sgns_update(
                 syn0, syn1, centers, contexts, mask, negatives.ids, negatives.mask,
                 lr_start, lr_end, lam=self.lam, with_loss=with_loss,
