@@ -146,8 +146,7 @@ def kernel_check(corpus: str, chunk: int, rows: list[int], smoke: bool) -> list[
     device = torch.device("cpu" if smoke else "cuda")
     data = SkipGramDataModule(corpus=corpus, batch_size=chunk)
     data.setup("fit")
-    tokens = data.encoded.tokens[:chunk]
-    sentences = data.encoded.sentence_ids[:chunk]
+    tokens, sentences = data.store.chunk(0, chunk)
     generator = torch.Generator(device=device).manual_seed(0)
     keep = data._keep_prob.to(device) if data._keep_prob is not None else None
     batch = skipgram_windows(tokens.to(device), sentences.to(device), 5, generator,

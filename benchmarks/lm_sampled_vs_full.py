@@ -87,7 +87,7 @@ def unigram_test_ppl(data: LanguageModelDataModule) -> float:
     """Perplexity of the add-one-smoothed training unigram model on the test split."""
     counts = data.counts.double() + 1.0
     log_p = (counts / counts.sum()).log()
-    return math.exp(-float(log_p[data.ids("test")].mean()))
+    return math.exp(-float(log_p[torch.from_numpy(data.ids("test").astype("int64"))].mean()))
 
 
 def test_ppl_plus_log_kq(
@@ -236,7 +236,7 @@ def main() -> None:
     )
     setting = {
         "corpus": args.corpus,
-        "train_split_tokens": int(data.ids("train").numel()),
+        "train_split_tokens": int(data.ids("train").size),
         "epochs": args.epochs,
         "num_negatives": args.num_negatives,
         "sampler": args.sampler,

@@ -92,7 +92,8 @@ def resolve_paths(source: str | os.PathLike[str]) -> list[Path]:
     )
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> IO[bytes]:
+    """Opens a corpus file for reading bytes, decompressing ``.gz`` and ``.bz2``."""
     if path.suffix == ".gz":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.suffix == ".bz2":
@@ -105,7 +106,7 @@ def read_lines(path: Path) -> Iterator[str]:
     bad_lines = 0
     replaced = 0
     try:
-        with _open_binary(path) as handle:
+        with open_binary(path) as handle:
             for raw in handle:
                 try:
                     line = raw.decode("utf-8")

@@ -15,7 +15,7 @@ class KnownPositives(nn.Module):
     anchor's items.
 
     Args:
-        anchors: ``(P,)`` anchor ids in ``[0, num_anchors)``.
+        anchors: ``(P,)`` anchor ids in ``[0, num_anchors)``, any integer dtype.
         items: ``(P,)`` item ids in ``[0, num_items)``; duplicate pairs are merged.
         num_anchors: number of anchor ids.
         num_items: number of item ids.

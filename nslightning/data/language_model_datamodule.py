@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from nslightning.data.corpus import ENWIKI_SAMPLE, read_sentences
-from nslightning.data.language_model_text import (
-    EOS,
-    UNK,
-    Lines,
-    build_vocabulary,
-    encode_lines,
-    split_lines,
-)
+from nslightning.data.corpus import ENWIKI_SAMPLE
+from nslightning.data.language_model_store import LanguageModelText, language_model_store
+from nslightning.data.language_model_text import EOS, UNK
+from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
+from nslightning.data.token_store import TokenStore
 from nslightning.data.token_streams import TokenStreams, TokenWindow
 from nslightning.data.vocabulary import Vocabulary
 
@@ -27,11 +24,14 @@ class LanguageModelDataModule(pl.LightningDataModule):
     """Reads a text, builds the vocabulary on its training part and serves TBPTT windows.
 
     The text is either one corpus split by document (line) into train, validation and test by
-    :func:`~nslightning.data.language_model_text.split_lines` (the Wikipedia sample by default:
+    :func:`~nslightning.data.language_model_text.split_assignment` (the Wikipedia sample by default:
     106 articles, about 453K tokens), or three corpora (``corpus`` for training plus
     ``val_corpus`` and ``test_corpus``). The vocabulary comes from the training part only
     (``<unk>`` replaces rarer and unseen tokens, ``<eos>`` ends each line) and is sorted by
-    count, as the log-uniform sampler expects.
+    count, as the log-uniform sampler expects. The ids are written once into a token store in
+    the cache folder (``$NSLIGHTNING_CACHE``), one section per split, and read through a memory
+    map (:func:`~nslightning.data.language_model_store.language_model_store`), so memory does
+    not grow with the text and a second run starts at once.
 
     Each split is served as :class:`~nslightning.data.token_streams.TokenStreams`: contiguous
     streams, windows of ``bptt`` tokens in order, which a task reads carrying its LSTM state
@@ -47,6 +47,8 @@ class LanguageModelDataModule(pl.LightningDataModule):
         split_seed: seed of the order in which documents are assigned to splits.
         min_count: tokens seen fewer times in training become ``<unk>``.
         max_vocab_size: keep at most this many tokens (``<unk>`` and ``<eos>`` included).
+        count_limit: most distinct tokens held while counting; past it the rarest are pruned,
+            as gensim's ``max_vocab_size`` does (``None``: no limit).
         vocabulary: a vocabulary file (``Vocabulary.save``, e.g. from an earlier run) to use
             instead of building one; it must hold ``<unk>`` and ``<eos>``.
         batch_size: training streams per process.
@@ -64,6 +66,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         min_count: int = 3,
         max_vocab_size: int | None = None,
+        count_limit: int | None = DEFAULT_COUNT_LIMIT,
         vocabulary: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 10,
@@ -91,56 +94,30 @@ class LanguageModelDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
+        self.count_limit = count_limit
         self.vocabulary_path = vocabulary
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.bptt = bptt
-        self._vocabulary: Vocabulary | None = None
-        self._ids: dict[Split, Tensor] = {}
+        self._store: TokenStore | None = None
 
     # --------------------------------------------------------------- text and vocabulary
-    def _read(self) -> None:
-        if self._ids:
-            return
-        if self.val_corpus is not None and self.test_corpus is not None:
-            texts = (
-                self._lines(self.corpus, "training"),
-                self._lines(self.val_corpus, "validation"),
-                self._lines(self.test_corpus, "test"),
+    @property
+    def store(self) -> TokenStore:
+        """The text's token store (sections ``train``, ``val``, ``test``), built on first use."""
+        if self._store is None:
+            text = LanguageModelText(
+                self.corpus, self.val_corpus, self.test_corpus, self.val_fraction,
+                self.test_fraction, self.split_seed, self.min_count, self.max_vocab_size,
+                self.count_limit,
             )
-        else:
-            texts = split_lines(
-                self._lines(self.corpus, "training"),
-                self.val_fraction,
-                self.test_fraction,
-                self.split_seed,
-            )
-        if self.vocabulary_path is not None:
-            self._vocabulary = Vocabulary.load(self.vocabulary_path)
-        else:
-            self._vocabulary = build_vocabulary(texts[0], self.min_count, self.max_vocab_size)
-        splits: tuple[Split, ...] = ("train", "val", "test")
-        self._ids = {
-            split: encode_lines(lines, self._vocabulary)
-            for split, lines in zip(splits, texts, strict=True)
-        }
-
-    @staticmethod
-    def _lines(source: str, role: str) -> Lines:
-        lines = list(read_sentences(source))
-        if not lines:
-            raise ValueError(
-                f"the {role} corpus {source!r} holds no tokens; check the path and that its "
-                "files hold whitespace-separated text."
-            )
-        return lines
+            self._store = language_model_store(text, self.vocabulary_path)
+        return self._store
 
     @property
     def vocabulary(self) -> Vocabulary:
         """The vocabulary (the text is read on first use)."""
-        self._read()
-        assert self._vocabulary is not None
-        return self._vocabulary
+        return self.store.vocabulary
 
     def vocabularies(self) -> dict[str, Vocabulary]:
         """The vocabulary of each embedding table (for export and checkpoint checks)."""
@@ -155,10 +132,10 @@ class LanguageModelDataModule(pl.LightningDataModule):
         """``(V,)`` int64 training counts (``<unk>`` and ``<eos>`` included)."""
         return self.vocabulary.counts
 
-    def ids(self, split: Split) -> Tensor:
-        """``(T,)`` int64 ids of a split, ``<eos>`` after each line."""
-        self._read()
-        return self._ids[split]
+    def ids(self, split: Split) -> np.ndarray:
+        """``(T,)`` int32 ids of a split, ``<eos>`` after each line: a read-only slice of the
+        store's memory map."""
+        return self.store.section(split)
 
     @property
     def unk_id(self) -> int:
@@ -170,7 +147,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
 
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
-        self._read()
+        self.store  # noqa: B018 - open (or build) the store once per process
 
     def _loader(self, split: Split, batch_size: int) -> DataLoader[TokenWindow]:
         trainer = self.trainer

@@ -24,7 +24,8 @@ from nslightning.data.vocabulary import Vocabulary
 
 class PairBatches(Dataset[dict[str, Tensor]]):
     """Training pairs fetched a batch at a time: ``dataset[list_of_indices]`` (no per-pair
-    collate)."""
+    collate) gives ``anchors (B,)`` and ``items (B,)`` int64 (the pairs are kept as int32) and
+    ``weights (B,)`` float32 when the relation has them."""
 
     def __init__(self, pairs: EncodedPairs) -> None:
         self.pairs = pairs
@@ -34,7 +35,10 @@ class PairBatches(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, indices: list[int]) -> dict[str, Tensor]:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        batch = {"anchors": self.pairs.anchors[index], "items": self.pairs.items[index]}
+        batch = {
+            "anchors": self.pairs.anchors[index].long(),
+            "items": self.pairs.items[index].long(),
+        }
         if self.pairs.weights is not None:
             batch["weights"] = self.pairs.weights[index]
         return batch

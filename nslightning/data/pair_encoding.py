@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from nslightning.data.pair_files import PairTable
+from nslightning.data.pair_table import PairTable
 from nslightning.data.vocabulary import Vocabulary
 
 
 @dataclass
 class EncodedPairs:
-    """Pairs as ids: ``anchors (P,)``, ``items (P,)`` long, ``weights (P,)`` float or ``None``."""
+    """Pairs as ids: ``anchors (P,)`` and ``items (P,)`` int32, ``weights (P,)`` float32 or
+    ``None`` (12 bytes per weighted pair)."""
 
     anchors: Tensor
     items: Tensor
@@ -31,18 +31,19 @@ class EncodedPairs:
 
 
 def merge_pairs(table: PairTable, drop_self_pairs: bool) -> PairTable:
-    """Merges duplicate pairs (their weights add) and drops ``(x, x)`` if asked, with a warning
-    that counts each."""
-    merged: dict[tuple[str, str], float] = {}
-    weights = table.weights if table.weights is not None else [1.0] * len(table)
+    """Merges duplicate pairs (their weights add, in file order and float64) and drops
+    ``(x, x)`` if asked, with a warning that counts each. The pairs that remain keep the order
+    of their first occurrence."""
+    anchors, items, weights = table.anchors, table.items, table.weights
     self_pairs = 0
-    for anchor, item, weight in zip(table.anchors, table.items, weights, strict=True):
-        if drop_self_pairs and anchor == item:
-            self_pairs += 1
-            continue
-        key = (anchor, item)
-        merged[key] = merged.get(key, 0.0) + weight
-    duplicates = len(table) - self_pairs - len(merged)
+    if drop_self_pairs:
+        other = anchors != items
+        self_pairs = len(table) - int(other.sum())
+        if self_pairs:
+            anchors, items = anchors[other], items[other]
+            weights = None if weights is None else weights[other]
+    first, sums = _first_occurrences(anchors.astype(np.int64) * len(table.names) + items, weights)
+    duplicates = len(anchors) - len(first)
     notes = []
     if self_pairs:
         notes.append(
@@ -54,11 +55,38 @@ def merge_pairs(table: PairTable, drop_self_pairs: bool) -> PairTable:
         notes.append(f"merged {duplicates} duplicate pair(s) ({kept})")
     if notes:
         warnings.warn("; ".join(notes) + ".", stacklevel=2)
-    if not merged:
+    if not len(first):
         raise ValueError("the relation holds no pairs once self-pairs are dropped.")
-    anchors = [anchor for anchor, _ in merged]
-    items = [item for _, item in merged]
-    return PairTable(anchors, items, list(merged.values()) if table.weights is not None else None)
+    return PairTable(table.names, anchors[first], items[first], sums)
+
+
+def _first_occurrences(
+    keys: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where each distinct key first occurs, and the weights of each key summed.
+
+    Args:
+        keys: ``(P,)`` int64.
+        weights: ``(P,)`` float64, or ``None``.
+
+    Returns:
+        ``(U,)`` int64 positions in ``keys``, ascending (one per distinct key), and ``(U,)``
+        float64 sums of each key's weights, added in the order of ``keys`` (as a running sum
+        over the file would), or ``None``.
+    """
+    # Stable: equal keys keep their order, so each run starts at the key's first occurrence.
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.ones(len(keys), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    del ordered
+    runs = order[starts]  # (U,) first occurrence of each distinct key, by key
+    appearance = np.argsort(runs)
+    if weights is None:
+        return runs[appearance], None
+    # bincount adds one weight at a time in the order given (no pairwise summation).
+    sums = np.bincount(np.cumsum(starts) - 1, weights=weights[order], minlength=len(runs))
+    return runs[appearance], sums[appearance]
 
 
 def build_vocabularies(
@@ -66,20 +94,31 @@ def build_vocabularies(
 ) -> tuple[Vocabulary, Vocabulary]:
     """The anchor and item vocabularies (one object when ``shared``), ordered by the number of
     pairs each id is in. ``min_count`` applies to items (to every id when ``shared``)."""
-    item_counts = Counter(table.items)
+    size = len(table.names)
+    item_counts = np.bincount(table.items, minlength=size)
     if shared:
-        item_counts.update(table.anchors)
+        item_counts += np.bincount(table.anchors, minlength=size)
     try:
-        items = Vocabulary.from_counts(item_counts, min_count=min_count)
+        items = Vocabulary.from_counts(_named_counts(table.names, item_counts), min_count)
     except ValueError as error:
         raise ValueError(f"item vocabulary: {error}") from None
     if shared:
         return items, items
-    anchors = Vocabulary.from_counts(
-        Counter(a for a, i in zip(table.anchors, table.items, strict=True) if i in items.index),
-        min_count=1,
-    )
-    return anchors, items
+    with_item = _vocabulary_ids(table.names, items)[table.items] >= 0
+    anchor_counts = np.bincount(table.anchors[with_item], minlength=size)
+    return Vocabulary.from_counts(_named_counts(table.names, anchor_counts), min_count=1), items
+
+
+def _named_counts(names: list[str], counts: np.ndarray) -> dict[str, int]:
+    """``{names[i]: counts[i]}`` for the ids that occur (``counts[i] > 0``)."""
+    present = np.flatnonzero(counts)
+    return dict(zip([names[i] for i in present.tolist()], counts[present].tolist(), strict=True))
+
+
+def _vocabulary_ids(names: list[str], vocabulary: Vocabulary) -> np.ndarray:
+    """``(len(names),)`` int32: the vocabulary id of each name, ``-1`` if it has none."""
+    index = vocabulary.index
+    return np.fromiter((index.get(name, -1) for name in names), dtype=np.int32, count=len(names))
 
 
 def encode_pairs(
@@ -90,35 +129,29 @@ def encode_pairs(
     Raises:
         ValueError: no pair is left.
     """
-    keep = [
-        index
-        for index, (anchor, item) in enumerate(zip(table.anchors, table.items, strict=True))
-        if anchor in anchors.index and item in items.index
-    ]
-    dropped = len(table) - len(keep)
-    if not keep:
+    anchor_ids = _vocabulary_ids(table.names, anchors)[table.anchors]
+    item_ids = _vocabulary_ids(table.names, items)[table.items]
+    keep = (anchor_ids >= 0) & (item_ids >= 0)
+    dropped = len(table) - int(keep.sum())
+    if dropped == len(table):
         raise ValueError(
             f"none of the {len(table)} {what} pairs has both ids in the vocabulary (built from "
             "the training pairs with min_count); check the file and --data.min_count."
         )
     if dropped:
-        example = next(
-            (a, i)
-            for a, i in zip(table.anchors, table.items, strict=True)
-            if a not in anchors.index or i not in items.index
-        )
+        first = int(np.argmin(keep))
+        example = (table.names[table.anchors[first]], table.names[table.items[first]])
         warnings.warn(
             f"dropped {dropped} of {len(table)} {what} pair(s) with an id outside the vocabulary "
             f"(for example {example}); their ids never appear in the training pairs or fall "
             "below min_count.",
             stacklevel=2,
         )
-    anchor_ids = torch.tensor([anchors.index[table.anchors[i]] for i in keep], dtype=torch.int64)
-    item_ids = torch.tensor([items.index[table.items[i]] for i in keep], dtype=torch.int64)
     weights = None
     if table.weights is not None:
-        weights = torch.tensor([table.weights[i] for i in keep], dtype=torch.float32)
-    return EncodedPairs(anchor_ids, item_ids, weights)
+        weights = torch.from_numpy(table.weights[keep].astype(np.float32))
+    anchor_ids, item_ids = anchor_ids[keep], item_ids[keep]
+    return EncodedPairs(torch.from_numpy(anchor_ids), torch.from_numpy(item_ids), weights)
 
 
 def split_pairs(

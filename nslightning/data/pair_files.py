@@ -16,10 +16,10 @@ import csv
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from nslightning.data.corpus import read_lines
+from nslightning.data.pair_table import PairTable, PairTableBuilder
 
 LEE_DOC_WORDS = "lee-doc-words"
 GENSIM_HYPERNYMS = "gensim-hypernyms"
@@ -28,24 +28,6 @@ GENSIM_HYPERNYMS = "gensim-hypernyms"
 def builtin_relations() -> tuple[str, ...]:
     """Names accepted in place of a pair file."""
     return (LEE_DOC_WORDS, GENSIM_HYPERNYMS)
-
-
-@dataclass
-class PairTable:
-    """Pairs of string ids, as read.
-
-    Attributes:
-        anchors: the first column.
-        items: the second column.
-        weights: the third column, or ``None`` when the relation has two columns.
-    """
-
-    anchors: list[str]
-    items: list[str]
-    weights: list[float] | None = None
-
-    def __len__(self) -> int:
-        return len(self.anchors)
 
 
 def read_pairs(
@@ -60,6 +42,11 @@ def read_pairs(
             otherwise. Comma-separated files follow CSV quoting (``"a, b"`` is one field);
             other delimiters take every character literally (a ``"`` is part of an id).
         header: the first line names the columns and is skipped.
+
+    Returns:
+        the pairs in file order, as int32 codes of the distinct string ids (a file is read a
+        line at a time; memory grows by 8 bytes per pair, 16 with weights, plus each distinct
+        id once).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -84,8 +71,7 @@ def read_pairs(
     lines = read_lines(path)
     if header:
         next(lines, None)
-    table = PairTable([], [])
-    weights: list[float] = []
+    pairs = PairTableBuilder()
     width = 0
     if delimiter == ",":
         rows = csv.reader(lines, delimiter=delimiter)
@@ -108,14 +94,11 @@ def read_pairs(
                 "every line a weight or none."
             )
         width = len(fields)
-        table.anchors.append(fields[0])
-        table.items.append(fields[1])
-        if width == 3:
-            weights.append(_weight(fields[2], path, number, header))
-    if not table.anchors:
+        weight = _weight(fields[2], path, number, header) if width == 3 else None
+        pairs.add(fields[0], fields[1], weight)
+    if not len(pairs):
         raise ValueError(f"pair file {path} holds no pairs; it is empty or only has a header.")
-    table.weights = weights if width == 3 else None
-    return table
+    return pairs.build()
 
 
 def _weight(text: str, path: Path, number: int, header: bool) -> float:
@@ -139,15 +122,12 @@ def lee_document_words() -> PairTable:
     from gensim.test.utils import datapath
     from gensim.utils import simple_preprocess
 
-    table = PairTable([], [], [])
-    assert table.weights is not None
+    pairs = PairTableBuilder()
     for prefix, name in (("bg", "lee_background.cor"), ("lee", "lee.cor")):
         # The Lee files are Latin-1 (one byte is not valid UTF-8).
         text = Path(datapath(name)).read_bytes().decode("latin-1")
         for number, line in enumerate(text.splitlines()):
             words = Counter(w for w in simple_preprocess(line) if w not in STOPWORDS)
             for word, count in sorted(words.items()):
-                table.anchors.append(f"{prefix}:{number}")
-                table.items.append(word)
-                table.weights.append(float(count))
-    return table
+                pairs.add(f"{prefix}:{number}", word, float(count))
+    return pairs.build()

@@ -10,9 +10,11 @@ import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from nslightning.data.corpus import ENWIKI_SAMPLE, read_sentences
-from nslightning.data.encoding import EncodedCorpus, encode_corpus
+from nslightning.data.corpus import ENWIKI_SAMPLE
+from nslightning.data.skipgram_store import skipgram_store
 from nslightning.data.subsampling import keep_probabilities
+from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
+from nslightning.data.token_store import TokenStore
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
 from nslightning.random_stream import RandomStream
@@ -26,35 +28,44 @@ def window_stream_seed(seed: int, rank: int) -> int:
 
 
 class TokenChunks(Dataset[dict[str, Tensor]]):
-    """Consecutive slices of ``chunk_size`` tokens of an encoded corpus (views, no copies)."""
+    """Consecutive slices of ``chunk_size`` tokens of a token store, read from its memory map.
 
-    def __init__(self, corpus: EncodedCorpus, chunk_size: int) -> None:
-        self.corpus = corpus
+    Each item is ``{"tokens": (n,) int32, "sentence_ids": (n,) int64}`` with ``n <= chunk_size``.
+    """
+
+    def __init__(self, store: TokenStore, chunk_size: int) -> None:
+        self.store = store
         self.chunk_size = chunk_size
 
     def __len__(self) -> int:
-        return math.ceil(len(self.corpus) / self.chunk_size)
+        return math.ceil(len(self.store) / self.chunk_size)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         start = index * self.chunk_size
-        stop = start + self.chunk_size
-        return {
-            "tokens": self.corpus.tokens[start:stop],
-            "sentence_ids": self.corpus.sentence_ids[start:stop],
-        }
+        tokens, sentence_ids = self.store.chunk(start, start + self.chunk_size)
+        return {"tokens": tokens, "sentence_ids": sentence_ids}
 
 
 class SkipGramDataModule(pl.LightningDataModule):
     """Reads a corpus, builds the vocabulary and serves skip-gram windows.
 
-    The DataLoader yields chunks of ``batch_size`` consecutive tokens; after the chunk reaches the
-    training device, :meth:`on_after_batch_transfer` subsamples it and builds the dynamic windows
-    there (:func:`~nslightning.data.windows.skipgram_windows`), so the host never holds pairs.
+    The corpus is encoded once into a token store in the cache folder
+    (:func:`~nslightning.data.skipgram_store.skipgram_store`; ``$NSLIGHTNING_CACHE``): a flat
+    ``int32`` file read through a memory map, so memory does not grow with the corpus and a
+    second run on the same corpus starts at once.
+
+    The DataLoader yields chunks of ``batch_size`` consecutive tokens; after the chunk reaches
+    the training device, :meth:`on_after_batch_transfer` subsamples it and builds the dynamic
+    windows there (:func:`~nslightning.data.windows.skipgram_windows`), so the host never holds
+    pairs.
 
     Args:
         corpus: a file, folder, glob (``.gz``/``.bz2`` read transparently), or ``enwiki-sample``.
         min_count: drop tokens seen fewer times (word2vec's ``min_count``).
         max_vocab_size: keep at most this many of the most frequent tokens.
+        count_limit: most distinct tokens held while counting; past it the rarest are pruned,
+            as gensim's ``max_vocab_size`` does (``None``: no limit, memory grows with the
+            number of distinct tokens, about 100 bytes each).
         vocabulary: a vocabulary file (``Vocabulary.save``) to use instead of building one.
         window: maximum window ``W``; each center draws its window uniformly in ``1..W``.
         sample: down-sampling threshold for frequent words (``None`` disables).
@@ -70,6 +81,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         corpus: str = ENWIKI_SAMPLE,
         min_count: int = 5,
         max_vocab_size: int | None = None,
+        count_limit: int | None = DEFAULT_COUNT_LIMIT,
         vocabulary: str | None = None,
         window: int = 5,
         sample: float | None = 1e-3,
@@ -93,6 +105,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         self.corpus_source = corpus
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
+        self.count_limit = count_limit
         self.vocabulary_path = vocabulary
         self.window = window
         self.sample = sample
@@ -100,27 +113,27 @@ class SkipGramDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.num_workers = num_workers
         self.seed = seed
-        self._encoded: EncodedCorpus | None = None
+        self._store: TokenStore | None = None
         self._keep_prob: Tensor | None = None
         self._stream = RandomStream(seed, derive=window_stream_seed)
 
     # --------------------------------------------------------------- corpus and vocabulary
     @property
-    def encoded(self) -> EncodedCorpus:
-        """The encoded corpus, read on first use."""
-        if self._encoded is None:
-            given = Vocabulary.load(self.vocabulary_path) if self.vocabulary_path else None
-            self._encoded = encode_corpus(
-                read_sentences(self.corpus_source),
+    def store(self) -> TokenStore:
+        """The corpus's token store, opened (or built) on first use."""
+        if self._store is None:
+            self._store = skipgram_store(
+                self.corpus_source,
                 min_count=self.min_count,
                 max_size=self.max_vocab_size,
-                vocabulary=given,
+                vocabulary=self.vocabulary_path,
+                count_limit=self.count_limit,
             )
-        return self._encoded
+        return self._store
 
     @property
     def vocabulary(self) -> Vocabulary:
-        return self.encoded.vocabulary
+        return self.store.vocabulary
 
     def vocabularies(self) -> dict[str, Vocabulary]:
         """The vocabulary of each embedding table (for export)."""
@@ -138,7 +151,7 @@ class SkipGramDataModule(pl.LightningDataModule):
     @property
     def num_tokens(self) -> int:
         """In-vocabulary corpus tokens per epoch."""
-        return len(self.encoded)
+        return len(self.store)
 
     # --------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -150,13 +163,13 @@ class SkipGramDataModule(pl.LightningDataModule):
 
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
-        self.encoded  # noqa: B018 - read the corpus once per process
+        self.store  # noqa: B018 - open (or build) the store once per process
         if self.sample is not None:
             self._keep_prob = keep_probabilities(self.counts, self.sample)
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return DataLoader(
-            TokenChunks(self.encoded, self.batch_size),
+            TokenChunks(self.store, self.batch_size),
             batch_size=None,
             shuffle=self.shuffle,
             num_workers=self.num_workers,

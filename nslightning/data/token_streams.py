@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
@@ -40,7 +42,8 @@ class TokenStreams(IterableDataset[TokenWindow]):
     ``r·B .. (r + 1)·B - 1`` of ``B·world_size`` (``B`` = ``batch_size``): disjoint text.
 
     Args:
-        ids: ``(T,)`` long ids.
+        ids: ``(T,)`` integer ids: a tensor, or an array such as a slice of a token store's
+            memory map (each window is copied out of it as int64).
         batch_size: ``B``, streams per process.
         bptt: window length.
         rank: this process's rank.
@@ -54,7 +57,7 @@ class TokenStreams(IterableDataset[TokenWindow]):
 
     def __init__(
         self,
-        ids: Tensor,
+        ids: Tensor | np.ndarray,
         batch_size: int,
         bptt: int,
         rank: int = 0,
@@ -63,7 +66,8 @@ class TokenStreams(IterableDataset[TokenWindow]):
     ) -> None:
         if batch_size < 1 or bptt < 1:
             raise ValueError(f"batch_size and bptt must be >= 1, got {batch_size} and {bptt}.")
-        total = ids.numel()
+        array = ids.numpy() if isinstance(ids, Tensor) else ids
+        total = int(array.shape[0])
         window = bptt + 1
         if total < window:
             raise ValueError(
@@ -81,7 +85,7 @@ class TokenStreams(IterableDataset[TokenWindow]):
                 "longer text."
             )
         self.bptt = bptt
-        self.streams = ids[: streams * length].view(streams, length)[
+        self.streams = array[: streams * length].reshape(streams, length)[
             rank * batch_size : (rank + 1) * batch_size
         ]
 
@@ -92,6 +96,5 @@ class TokenStreams(IterableDataset[TokenWindow]):
         last = self.streams.shape[1] - 1
         for start in range(0, last, self.bptt):
             stop = min(start + self.bptt, last)
-            yield TokenWindow(
-                self.streams[:, start:stop], self.streams[:, start + 1 : stop + 1]
-            )
+            rows = torch.from_numpy(self.streams[:, start : stop + 1].astype(np.int64))
+            yield TokenWindow(rows[:, :-1], rows[:, 1:])

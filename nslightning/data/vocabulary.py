@@ -115,30 +115,41 @@ class Vocabulary:
         index = self.index
         return [index[token] for token in tokens if token in index]
 
+    def to_text(self) -> str:
+        """``token<TAB>count`` lines in id order (the format of :meth:`save`)."""
+        return "".join(
+            f"{token}\t{count}\n"
+            for token, count in zip(self.tokens, self.counts.tolist(), strict=True)
+        )
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "vocabulary") -> Vocabulary:
+        """Parses :meth:`to_text`'s format; ``source`` names the text in errors."""
+        tokens, counts = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            token, sep, count = line.rpartition("\t")
+            if not sep or not count.isdigit():
+                raise ValueError(
+                    f"{source}:{number}: expected 'token<TAB>count', got {line!r}; this file "
+                    "was not written by Vocabulary.save."
+                )
+            tokens.append(token)
+            counts.append(int(count))
+        if not tokens:
+            raise ValueError(f"vocabulary file {source} is empty.")
+        return cls(tokens, counts)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes ``token<TAB>count`` lines in id order, atomically."""
         with atomic_write(path, "w", encoding="utf-8") as handle:
-            for token, count in zip(self.tokens, self.counts.tolist(), strict=True):
-                handle.write(f"{token}\t{count}\n")
+            handle.write(self.to_text())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
         """Reads a file written by :meth:`save` (ids follow the file's order)."""
         path = Path(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise OSError(f"cannot read vocabulary file {path}: {error}") from error
-        tokens, counts = [], []
-        for number, line in enumerate(lines, start=1):
-            token, sep, count = line.rpartition("\t")
-            if not sep or not count.isdigit():
-                raise ValueError(
-                    f"{path}:{number}: expected 'token<TAB>count', got {line!r}; this file was "
-                    "not written by Vocabulary.save."
-                )
-            tokens.append(token)
-            counts.append(int(count))
-        if not tokens:
-            raise ValueError(f"vocabulary file {path} is empty.")
-        return cls(tokens, counts)
+        return cls.from_text(text, str(path))

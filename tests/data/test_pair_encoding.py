@@ -15,26 +15,43 @@ from nslightning.data.pair_encoding import (
     merge_pairs,
     split_pairs,
 )
-from nslightning.data.pair_files import PairTable
+from nslightning.data.pair_table import PairTable, PairTableBuilder
+
+
+def make_table(
+    anchors: list[str], items: list[str], weights: list[float] | None = None
+) -> PairTable:
+    builder = PairTableBuilder()
+    for index, (anchor, item) in enumerate(zip(anchors, items, strict=True)):
+        builder.add(anchor, item, None if weights is None else weights[index])
+    return builder.build()
+
+
+def pairs_of(table: PairTable) -> list[tuple[str, str]]:
+    names = table.names
+    return [
+        (names[a], names[i])
+        for a, i in zip(table.anchors.tolist(), table.items.tolist(), strict=True)
+    ]
 
 
 def as_dict(table: PairTable) -> dict[tuple[str, str], float | None]:
-    weights = table.weights if table.weights is not None else [None] * len(table)
-    result = dict(zip(zip(table.anchors, table.items, strict=True), weights, strict=True))
+    weights = table.weights.tolist() if table.weights is not None else [None] * len(table)
+    result = dict(zip(pairs_of(table), weights, strict=True))
     assert len(result) == len(table), "pairs are not unique"
     return result
 
 
 # ---------------------------------------------------------------- merge_pairs
 def test_duplicates_merge_and_weights_add() -> None:
-    table = PairTable(
+    table = make_table(
         ["a", "b", "a", "a", "c"], ["x", "y", "x", "x", "x"], [1.0, 2.0, 0.5, 3.0, 4.0]
     )
     with pytest.warns(UserWarning, match=r"merged 2 duplicate pair\(s\) \(their weights were"):
         merged = merge_pairs(table, drop_self_pairs=False)
     assert as_dict(merged) == {("a", "x"): 4.5, ("b", "y"): 2.0, ("c", "x"): 4.0}
     # First occurrence order is kept.
-    assert list(zip(merged.anchors, merged.items, strict=True)) == [
+    assert pairs_of(merged) == [
         ("a", "x"),
         ("b", "y"),
         ("c", "x"),
@@ -42,15 +59,15 @@ def test_duplicates_merge_and_weights_add() -> None:
 
 
 def test_duplicates_without_weights_are_kept_once() -> None:
-    table = PairTable(["a", "a", "b", "a"], ["x", "x", "y", "x"])
+    table = make_table(["a", "a", "b", "a"], ["x", "x", "y", "x"])
     with pytest.warns(UserWarning, match=r"merged 2 duplicate pair\(s\) \(each is kept once\)"):
         merged = merge_pairs(table, drop_self_pairs=False)
     assert merged.weights is None
-    assert list(zip(merged.anchors, merged.items, strict=True)) == [("a", "x"), ("b", "y")]
+    assert pairs_of(merged) == [("a", "x"), ("b", "y")]
 
 
 def test_no_warning_without_duplicates_or_self_pairs() -> None:
-    table = PairTable(["a", "b"], ["b", "a"], [1.0, 2.0])
+    table = make_table(["a", "b"], ["b", "a"], [1.0, 2.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         merged = merge_pairs(table, drop_self_pairs=True)
@@ -58,7 +75,7 @@ def test_no_warning_without_duplicates_or_self_pairs() -> None:
 
 
 def test_self_pairs_dropped_only_when_asked() -> None:
-    table = PairTable(["a", "a", "b", "b"], ["a", "b", "b", "b"])
+    table = make_table(["a", "a", "b", "b"], ["a", "b", "b", "b"])
     with pytest.warns(UserWarning) as record:
         kept = merge_pairs(table, drop_self_pairs=False)
     messages = " ".join(str(w.message) for w in record)
@@ -74,15 +91,31 @@ def test_self_pairs_dropped_only_when_asked() -> None:
     assert set(as_dict(dropped)) == {("a", "b")}
 
 
+def test_merged_weights_are_a_running_sum_in_file_order() -> None:
+    # Many duplicates of six pairs: each sum must be the float64 running sum over the file, bit
+    # for bit (pairwise summation, as np.add.reduceat does, differs in the last bits).
+    rng = np.random.default_rng(0)
+    anchors = [f"a{k}" for k in rng.integers(0, 3, 3000).tolist()]
+    items = [f"x{k}" for k in rng.integers(0, 2, 3000).tolist()]
+    weights = (rng.random(3000) * 10).tolist()
+    expected: dict[tuple[str, str], float] = {}
+    for anchor, item, weight in zip(anchors, items, weights, strict=True):
+        expected[anchor, item] = expected.get((anchor, item), 0.0) + weight
+    with pytest.warns(UserWarning, match="merged 2994 duplicate"):
+        merged = merge_pairs(make_table(anchors, items, weights), drop_self_pairs=False)
+    assert pairs_of(merged) == list(expected)
+    assert merged.weights is not None and merged.weights.tolist() == list(expected.values())
+
+
 def test_only_self_pairs_is_an_error() -> None:
-    table = PairTable(["a", "b"], ["a", "b"])
+    table = make_table(["a", "b"], ["a", "b"])
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="no pairs"):
         merge_pairs(table, drop_self_pairs=True)
 
 
 # ---------------------------------------------------------------- vocabularies
 def test_separate_vocabularies_order_by_pair_count() -> None:
-    table = PairTable(["a", "b", "b", "c", "c", "c"], ["x", "x", "y", "x", "y", "z"])
+    table = make_table(["a", "b", "b", "c", "c", "c"], ["x", "x", "y", "x", "y", "z"])
     anchors, items = build_vocabularies(table, shared=False, min_count=1)
     assert anchors is not items
     assert anchors.tokens == ["c", "b", "a"]
@@ -92,13 +125,13 @@ def test_separate_vocabularies_order_by_pair_count() -> None:
 
 
 def test_vocabulary_counts_pairs_not_weights() -> None:
-    table = PairTable(["a", "b", "c"], ["x", "y", "y"], [100.0, 1.0, 1.0])
+    table = make_table(["a", "b", "c"], ["x", "y", "y"], [100.0, 1.0, 1.0])
     _, items = build_vocabularies(table, shared=False, min_count=1)
     assert items.tokens == ["y", "x"]
 
 
 def test_min_count_drops_rare_items_and_their_pairs() -> None:
-    table = PairTable(["a", "a", "b", "c", "d"], ["x", "y", "x", "x", "y2"])
+    table = make_table(["a", "a", "b", "c", "d"], ["x", "y", "x", "x", "y2"])
     anchors, items = build_vocabularies(table, shared=False, min_count=2)
     assert items.tokens == ["x"]
     # "d" is only in a pair with a dropped item: no anchor id for it.
@@ -115,7 +148,7 @@ def test_min_count_drops_rare_items_and_their_pairs() -> None:
 
 def test_min_count_applies_to_every_id_when_shared() -> None:
     # Counts in one id space: a=3 (2 as anchor, 1 as item), b=2, c=1.
-    table = PairTable(["a", "a", "b"], ["b", "c", "a"])
+    table = make_table(["a", "a", "b"], ["b", "c", "a"])
     vocab, same = build_vocabularies(table, shared=True, min_count=2)
     assert vocab is same
     assert vocab.tokens == ["a", "b"]
@@ -123,7 +156,7 @@ def test_min_count_applies_to_every_id_when_shared() -> None:
 
 
 def test_empty_vocabulary_error() -> None:
-    table = PairTable(["a", "b"], ["x", "y"])
+    table = make_table(["a", "b"], ["x", "y"])
     with pytest.raises(ValueError, match=r"item vocabulary: .*min_count=2 leaves an empty"):
         build_vocabularies(table, shared=False, min_count=2)
     with pytest.raises(ValueError, match="item vocabulary"):
@@ -131,7 +164,7 @@ def test_empty_vocabulary_error() -> None:
 
 
 def test_shared_vocabulary_is_one_object_with_anchors_and_items() -> None:
-    table = PairTable(["a", "b", "c"], ["x", "x", "a"])
+    table = make_table(["a", "b", "c"], ["x", "x", "a"])
     anchors, items = build_vocabularies(table, shared=True, min_count=1)
     assert anchors is items
     assert set(anchors.tokens) == {"a", "b", "c", "x"}
@@ -143,10 +176,10 @@ def test_shared_vocabulary_is_one_object_with_anchors_and_items() -> None:
 
 # ---------------------------------------------------------------- encode_pairs
 def test_encode_pairs_keeps_weights_aligned() -> None:
-    table = PairTable(["a", "b", "a"], ["x", "y", "y"], [1.0, 2.0, 3.0])
+    table = make_table(["a", "b", "a"], ["x", "y", "y"], [1.0, 2.0, 3.0])
     anchors, items = build_vocabularies(table, shared=False, min_count=1)
     pairs = encode_pairs(table, anchors, items, "training")
-    assert pairs.anchors.dtype == torch.int64 and pairs.items.dtype == torch.int64
+    assert pairs.anchors.dtype == torch.int32 and pairs.items.dtype == torch.int32
     assert pairs.weights is not None and pairs.weights.dtype == torch.float32
     got = {
         (anchors.tokens[a], items.tokens[i]): w
@@ -158,9 +191,9 @@ def test_encode_pairs_keeps_weights_aligned() -> None:
 
 
 def test_encode_pairs_drops_unknown_ids_with_a_warning() -> None:
-    train = PairTable(["a", "b"], ["x", "y"])
+    train = make_table(["a", "b"], ["x", "y"])
     anchors, items = build_vocabularies(train, shared=False, min_count=1)
-    val = PairTable(["a", "zz", "b", "a"], ["y", "x", "qq", "x"], [1.0, 2.0, 3.0, 4.0])
+    val = make_table(["a", "zz", "b", "a"], ["y", "x", "qq", "x"], [1.0, 2.0, 3.0, 4.0])
     with pytest.warns(UserWarning) as record:
         pairs = encode_pairs(val, anchors, items, "validation")
     assert len(record) == 1
@@ -173,10 +206,10 @@ def test_encode_pairs_drops_unknown_ids_with_a_warning() -> None:
 
 
 def test_encode_pairs_error_when_none_is_left() -> None:
-    train = PairTable(["a"], ["x"])
+    train = make_table(["a"], ["x"])
     anchors, items = build_vocabularies(train, shared=False, min_count=1)
     with pytest.raises(ValueError, match=r"none of the 2 validation pairs"):
-        encode_pairs(PairTable(["a", "q"], ["q", "x"]), anchors, items, "validation")
+        encode_pairs(make_table(["a", "q"], ["q", "x"]), anchors, items, "validation")
 
 
 # ---------------------------------------------------------------- split_pairs
@@ -185,8 +218,8 @@ def random_pairs(
 ) -> EncodedPairs:
     rng = np.random.default_rng(seed)
     keys = rng.choice(num_anchors * num_items, size=num_pairs, replace=False)
-    anchors = torch.from_numpy(keys // num_items).long()
-    items = torch.from_numpy(keys % num_items).long()
+    anchors = torch.from_numpy(keys // num_items).int()
+    items = torch.from_numpy(keys % num_items).int()
     w = torch.from_numpy(rng.random(num_pairs)).float() if weights else None
     return EncodedPairs(anchors, items, w)
 

@@ -6,11 +6,14 @@ import csv
 import gzip
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nslightning.data.pair_files import builtin_relations, lee_document_words, read_pairs
+from nslightning.data.pair_table import PairTable
 
 
 def write(path: Path, text: str) -> Path:
@@ -18,9 +21,34 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@dataclass
+class Rows:
+    """A pair table decoded to lists of strings (and weights)."""
+
+    anchors: list[str]
+    items: list[str]
+    weights: list[float] | None
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+def decoded(table: PairTable) -> Rows:
+    names = table.names
+    return Rows(
+        [names[i] for i in table.anchors.tolist()],
+        [names[i] for i in table.items.tolist()],
+        None if table.weights is None else table.weights.tolist(),
+    )
+
+
+def read(*args, **kwargs) -> Rows:
+    return decoded(read_pairs(*args, **kwargs))
+
+
 # ---------------------------------------------------------------- formats
 def test_tsv_two_columns(tmp_path: Path) -> None:
-    table = read_pairs(write(tmp_path / "pairs.tsv", "a\tx\nb\ty\na\tz\n"))
+    table = read(write(tmp_path / "pairs.tsv", "a\tx\nb\ty\na\tz\n"))
     assert table.anchors == ["a", "b", "a"]
     assert table.items == ["x", "y", "z"]
     assert table.weights is None
@@ -28,25 +56,25 @@ def test_tsv_two_columns(tmp_path: Path) -> None:
 
 
 def test_fields_are_stripped_and_commas_stay_in_tsv_ids(tmp_path: Path) -> None:
-    table = read_pairs(write(tmp_path / "pairs.txt", " a,1 \t x \n"))
+    table = read(write(tmp_path / "pairs.txt", " a,1 \t x \n"))
     assert table.anchors == ["a,1"] and table.items == ["x"]
 
 
 def test_csv_by_extension(tmp_path: Path) -> None:
-    table = read_pairs(write(tmp_path / "pairs.csv", "a,x,2\nb,y,0.5\n"))
+    table = read(write(tmp_path / "pairs.csv", "a,x,2\nb,y,0.5\n"))
     assert table.anchors == ["a", "b"]
     assert table.items == ["x", "y"]
     assert table.weights == [2.0, 0.5]
 
 
 def test_csv_quoting_is_honoured(tmp_path: Path) -> None:
-    table = read_pairs(write(tmp_path / "pairs.csv", '"a,b",x\n'))
+    table = read(write(tmp_path / "pairs.csv", '"a,b",x\n'))
     assert table.anchors == ["a,b"] and table.items == ["x"]
 
 
 def test_explicit_delimiter(tmp_path: Path) -> None:
     path = write(tmp_path / "pairs.tsv", "a;x;3\nb;y;4\n")
-    table = read_pairs(path, delimiter=";")
+    table = read(path, delimiter=";")
     assert table.anchors == ["a", "b"]
     assert table.items == ["x", "y"]
     assert table.weights == [3.0, 4.0]
@@ -57,7 +85,7 @@ def test_explicit_delimiter(tmp_path: Path) -> None:
 
 def test_header_is_skipped(tmp_path: Path) -> None:
     path = write(tmp_path / "pairs.tsv", "anchor\titem\tweight\na\tx\t1.5\n")
-    table = read_pairs(path, header=True)
+    table = read(path, header=True)
     assert table.anchors == ["a"] and table.items == ["x"] and table.weights == [1.5]
 
 
@@ -68,14 +96,14 @@ def test_header_line_numbers_count_the_header(tmp_path: Path) -> None:
 
 
 def test_weights_column(tmp_path: Path) -> None:
-    table = read_pairs(write(tmp_path / "w.tsv", "a\tx\t1\na\ty\t0\nb\tx\t2.5e1\n"))
+    table = read(write(tmp_path / "w.tsv", "a\tx\t1\na\ty\t0\nb\tx\t2.5e1\n"))
     assert table.weights == [1.0, 0.0, 25.0]
     assert all(isinstance(w, float) for w in table.weights)
 
 
 def test_blank_lines_are_skipped(tmp_path: Path) -> None:
     path = write(tmp_path / "pairs.tsv", "\na\tx\n\n   \n\t\nb\ty\n\n")
-    table = read_pairs(path)
+    table = read(path)
     assert table.anchors == ["a", "b"] and table.items == ["x", "y"]
 
 
@@ -89,18 +117,28 @@ def test_gzip_file(tmp_path: Path) -> None:
     path = tmp_path / "pairs.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write("a,x,1\nb,y,2\n")
-    table = read_pairs(path)  # ".csv" among the suffixes: comma
+    table = read(path)  # ".csv" among the suffixes: comma
     assert table.anchors == ["a", "b"] and table.items == ["x", "y"]
     assert table.weights == [1.0, 2.0]
     tsv = tmp_path / "pairs.tsv.gz"
     with gzip.open(tsv, "wt", encoding="utf-8") as handle:
         handle.write("c\tz\n")
-    assert read_pairs(tsv).anchors == ["c"]
+    assert read(tsv).anchors == ["c"]
 
 
 def test_path_like_and_str(tmp_path: Path) -> None:
     path = write(tmp_path / "pairs.tsv", "a\tx\n")
-    assert read_pairs(str(path)).anchors == read_pairs(path).anchors == ["a"]
+    assert read(str(path)).anchors == read(path).anchors == ["a"]
+
+
+def test_pairs_are_int32_codes_of_distinct_names(tmp_path: Path) -> None:
+    table = read_pairs(write(tmp_path / "w.tsv", "a\tx\t1\nx\ta\t2\na\tx\t0.5\nb\tb\t1\n"))
+    assert table.names == ["a", "x", "b"]  # each once, as first seen (the anchor first)
+    assert table.anchors.dtype == np.int32 and table.items.dtype == np.int32
+    assert table.anchors.tolist() == [0, 1, 0, 2] and table.items.tolist() == [1, 0, 1, 2]
+    assert table.weights is not None and table.weights.dtype == np.float64
+    assert table.weights.tolist() == [1.0, 2.0, 0.5, 1.0]
+    assert read_pairs(write(tmp_path / "p.tsv", "a\tx\n")).weights is None
 
 
 # ---------------------------------------------------------------- errors
@@ -198,7 +236,7 @@ def test_builtin_names() -> None:
 
 @pytest.fixture(scope="module")
 def lee():
-    return read_pairs("lee-doc-words")
+    return read("lee-doc-words")
 
 
 def test_lee_document_words_documents(lee) -> None:
@@ -211,7 +249,7 @@ def test_lee_document_words_documents(lee) -> None:
 
 
 def test_lee_document_words_is_the_builtin(lee) -> None:
-    direct = lee_document_words()
+    direct = decoded(lee_document_words())
     assert direct.anchors == lee.anchors and direct.items == lee.items
     assert direct.weights == lee.weights
 
@@ -250,7 +288,7 @@ def test_gensim_hypernyms_reads_gensims_file() -> None:
 
     with open(datapath("poincare_hypernyms_large.tsv"), encoding="utf-8", newline="") as handle:
         rows = [row for row in csv.reader(handle, delimiter="\t") if row]
-    table = read_pairs("gensim-hypernyms")
+    table = read("gensim-hypernyms")
     assert table.weights is None
     assert list(zip(table.anchors, table.items, strict=True)) == [(a, i) for a, i in rows]
     assert ("kangaroo.n.01", "marsupial.n.01") in set(zip(table.anchors, table.items, strict=True))
@@ -260,7 +298,7 @@ def test_gensim_hypernyms_reads_gensims_file() -> None:
 def test_quotes_are_literal_in_tab_separated_files(tmp_path: Path) -> None:
     path = tmp_path / "quoted.tsv"
     path.write_text('a\t"b\nc\td\ne\tf"\n', encoding="utf-8")
-    table = read_pairs(path)
+    table = read(path)
     assert list(zip(table.anchors, table.items, strict=True)) == [
         ("a", '"b'), ("c", "d"), ("e", 'f"')
     ]
@@ -269,5 +307,5 @@ def test_quotes_are_literal_in_tab_separated_files(tmp_path: Path) -> None:
 def test_csv_quoting_and_upper_case_extension(tmp_path: Path) -> None:
     path = tmp_path / "quoted.CSV"
     path.write_text('"Smith, J.",paper1\n', encoding="utf-8")
-    table = read_pairs(path)
+    table = read(path)
     assert (table.anchors, table.items) == (["Smith, J."], ["paper1"])

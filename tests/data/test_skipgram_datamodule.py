@@ -29,7 +29,7 @@ def test_saved_vocabulary_fixes_the_ids(topic_corpus_file: Path, tmp_path: Path)
     Vocabulary(["zebra", "cat", "dog"], [1, 1, 1]).save(tmp_path / "v.tsv")
     data = SkipGramDataModule(str(topic_corpus_file), vocabulary=str(tmp_path / "v.tsv"))
     assert data.vocab_size == 3
-    assert set(data.encoded.tokens.tolist()) == {1, 2}
+    assert set(data.store.tokens.tolist()) == {1, 2}
 
 
 @pytest.mark.parametrize(

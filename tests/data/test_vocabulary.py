@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
-from nslightning.data import Vocabulary, encode_corpus
+from nslightning.data import Vocabulary
 from tests.conftest import make_topic_corpus
 
 
@@ -41,28 +39,3 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         Vocabulary.load(tmp_path / "bad.tsv")
     with pytest.raises(OSError, match="cannot read vocabulary file"):
         Vocabulary.load(tmp_path / "missing.tsv")
-
-
-def test_encode_corpus_matches_a_naive_encoding() -> None:
-    sentences = [*make_topic_corpus(60, seed=3), ["rare1"], ["rare2", "cat"]]
-    encoded = encode_corpus(sentences, min_count=2)
-    counts = Counter(t for s in sentences for t in s)
-    expected = sorted((t for t, c in counts.items() if c >= 2), key=lambda t: (-counts[t], t))
-    assert encoded.vocabulary.tokens == expected
-    ids, sentence_ids = [], []
-    for number, sentence in enumerate(sentences):
-        for token in sentence:
-            if token in encoded.vocabulary:
-                ids.append(encoded.vocabulary[token])
-                sentence_ids.append(number)
-    assert encoded.tokens.tolist() == ids
-    assert encoded.sentence_ids.tolist() == sentence_ids
-    assert encoded.tokens.dtype == torch.int32
-
-
-def test_encode_with_a_given_vocabulary() -> None:
-    vocab = Vocabulary(["cat", "dog"], [5, 3])
-    encoded = encode_corpus([["dog", "x", "cat"]], vocabulary=vocab)
-    assert encoded.tokens.tolist() == [1, 0]
-    with pytest.raises(ValueError, match="no corpus token is in the vocabulary"):
-        encode_corpus([["x", "y"]], vocabulary=vocab)

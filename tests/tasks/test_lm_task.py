@@ -68,7 +68,7 @@ def hand_perplexity(task: LanguageModelTask, data: LanguageModelDataModule, spli
 
 def unigram_perplexity(data: LanguageModelDataModule, split: str) -> float:
     probabilities = data.counts.double() / data.counts.sum()
-    targets = data.ids(split)
+    targets = torch.from_numpy(data.ids(split).astype("int64"))
     return math.exp(-float(probabilities[targets].log().mean()))
 
 

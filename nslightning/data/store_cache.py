@@ -1,0 +1,115 @@
+"""Token stores in the cache folder: keyed by corpus and settings, built once, under a lock.
+
+A store's name is a hash of what determines its content: the corpus files (paths, sizes,
+modification times) and the vocabulary settings or file. A changed file therefore gets a new
+store; a second run on the same corpus opens the existing one. Builders take an exclusive lock
+per store, so processes started together (DDP ranks, two jobs) build it once; the others wait,
+then open the finished file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from nslightning.data.corpus import cache_dir
+from nslightning.data.token_store import FORMAT_VERSION, DamagedStoreError, TokenStore
+
+log = logging.getLogger(__name__)
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def stores_dir() -> Path:
+    """Where token stores live: ``<cache>/token-stores`` (see ``NSLIGHTNING_CACHE``)."""
+    return cache_dir() / "token-stores"
+
+
+def files_fingerprint(paths: list[Path]) -> list[list[Any]]:
+    """``[path, size, mtime_ns]`` of each file: what tells one version of a corpus from
+    another without reading it."""
+    fingerprint = []
+    for path in paths:
+        stat = path.stat()
+        fingerprint.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return fingerprint
+
+
+def store_path(kind: str, key: dict[str, Any]) -> Path:
+    """The store file for ``key`` (any JSON-serialisable description of the content)."""
+    text = json.dumps({"format": FORMAT_VERSION, "kind": kind, **key}, sort_keys=True)
+    return stores_dir() / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}.tokens"
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    with open(path.with_suffix(".lock"), "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _try_open(path: Path, damaged: list[str]) -> TokenStore | None:
+    try:
+        return TokenStore.open(path)
+    except FileNotFoundError:
+        return None
+    except DamagedStoreError as error:
+        damaged.append(str(error))
+        return None
+
+
+def open_or_build(path: Path, build: Callable[[Path], None]) -> TokenStore:
+    """Opens the store at ``path``, building it first with ``build(path)`` if it is missing or
+    damaged (with a warning that says so).
+
+    ``build`` must write ``path`` atomically (:class:`~nslightning.data.token_store.
+    TokenStoreWriter` does).
+
+    Raises:
+        OSError: the cache folder is not writable or its disk is full; the message names the
+            folder and ``NSLIGHTNING_CACHE``.
+    """
+    damaged: list[str] = []
+    if store := _try_open(path, damaged):
+        return store
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(path):
+            if store := _try_open(path, damaged):  # another process built it meanwhile
+                return store
+            if damaged:
+                warnings.warn(
+                    f"the token store {path} is damaged ({damaged[-1]}); rebuilding it.",
+                    stacklevel=3,
+                )
+                path.unlink(missing_ok=True)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by killed builders
+                stale.unlink(missing_ok=True)
+            log.info("building the token store %s", path)
+            build(path)
+    except OSError as error:
+        if error.errno in _NO_SPACE:
+            raise OSError(
+                error.errno,
+                f"no space left to write the token store in {path.parent} ({error.strerror}); "
+                "free space there, or point NSLIGHTNING_CACHE at a folder on a larger disk.",
+            ) from error
+        if error.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise OSError(
+                error.errno,
+                f"cannot write the token store in {path.parent} ({error.strerror}); point "
+                "NSLIGHTNING_CACHE at a writable folder.",
+            ) from error
+        raise
+    return TokenStore.open(path)
