@@ -10,9 +10,9 @@ class KnownPositives(nn.Module):
     """A set of ``(anchor, item)`` pairs, queried on the device without host syncs.
 
     Pairs are kept twice, as buffers that move with ``.to(device)`` (not saved in checkpoints:
-    the data rebuilds them): sorted keys ``anchor * num_items + item`` for membership tests
-    (binary search), and rows ``offsets``/``members`` (CSR, items sorted per anchor) to list an
-    anchor's items.
+    the data rebuilds them): sorted int64 keys ``anchor * num_items + item`` for membership
+    tests (binary search), and rows ``offsets``/``members`` (CSR, int32 items sorted per anchor)
+    to list an anchor's items: 12 bytes per pair.
 
     Args:
         anchors: ``(P,)`` anchor ids in ``[0, num_anchors)``, any integer dtype.
@@ -37,7 +37,7 @@ class KnownPositives(nn.Module):
         offsets = torch.zeros(num_anchors + 1, dtype=torch.int64)
         offsets[1:] = counts.cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
-        self.register_buffer("members", keys % num_items, persistent=False)
+        self.register_buffer("members", (keys % num_items).int(), persistent=False)
         self.max_degree = int(counts.max()) if num_anchors else 0
 
     def __len__(self) -> int:
@@ -85,7 +85,7 @@ class KnownPositives(nn.Module):
         safe = position.clamp_max(max(self.members.numel() - 1, 0))
         if self.members.numel() == 0:
             return torch.full_like(position, -1)
-        return torch.where(inside, self.members[safe], -1)
+        return torch.where(inside, self.members[safe].long(), -1)
 
     def extra_repr(self) -> str:
         return f"pairs={len(self)}, num_anchors={self.num_anchors}, num_items={self.num_items}"

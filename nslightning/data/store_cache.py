@@ -34,12 +34,13 @@ def stores_dir() -> Path:
 
 
 def files_fingerprint(paths: list[Path]) -> list[list[Any]]:
-    """``[path, size, mtime_ns]`` of each file: what tells one version of a corpus from
-    another without reading it."""
+    """``[path, inode, size, mtime_ns]`` of each file: what tells one version of a corpus from
+    another without reading it (a file replaced by another of the same size and time, as
+    ``cp -p`` makes, has a new inode)."""
     fingerprint = []
     for path in paths:
         stat = path.stat()
-        fingerprint.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+        fingerprint.append([str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns])
     return fingerprint
 
 
@@ -52,7 +53,11 @@ def store_path(kind: str, key: dict[str, Any]) -> Path:
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     with open(path.with_suffix(".lock"), "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the lock of %s: another process is building it", path)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:

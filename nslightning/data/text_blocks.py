@@ -75,6 +75,7 @@ def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
     block_bytes = block_bytes or BLOCK_BYTES
     tally = [0, 0]  # lines with invalid bytes, replaced sequences
     pending = b""
+    is_open = False
     try:
         with open_binary(path) as handle:
             while chunk := handle.read(block_bytes):
@@ -88,7 +89,7 @@ def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
                     continue
                 pending = data[cut:]
                 yield _decode(data[:cut], path, tally), is_open
-            if pending:
+            if pending or is_open:  # the file's last line, or the end of an open one
                 yield _decode(pending, path, tally), False
     except (OSError, EOFError) as error:
         raise OSError(f"cannot read corpus file {path}: {error}") from error

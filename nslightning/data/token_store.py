@@ -3,14 +3,17 @@
 Memory does not grow with the corpus: the ids stay on disk and training reads slices of them;
 only the vocabulary is held in RAM. Layout of a store file::
 
-    header   4096 bytes: magic, then JSON (sizes, sections, checksum, how it was built)
+    header   4096 bytes: magic, JSON length and CRC-32, then the JSON (sizes, sections,
+             the payload's checksum, how the store was built)
     ids      (T,) int32, section after section, padded to 8 bytes
     starts   (S + 1,) int64: where each sentence starts in the ids, then T (absent when S = 0)
     vocab    the vocabulary, ``token<TAB>count`` lines in id order (UTF-8)
 
-A CRC-32 of everything after the header is checked on every open, so a truncated or damaged
-file is refused (:class:`DamagedStoreError`). A store is written under a temporary name and
-renamed when complete (:class:`TokenStoreWriter`): readers never see half of one.
+The header's size and checksums are checked on every open, and the CRC-32 of everything after
+the header on the first open of each version of the file (a ``.verified`` file beside it
+records the inode, size and modification time that passed), so a truncated or damaged file is
+refused (:class:`DamagedStoreError`). A store is written under a temporary name and renamed
+when complete (:class:`TokenStoreWriter`): readers never see half of one.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nslightning.atomic import atomic_write
 from nslightning.data.vocabulary import Vocabulary
 
 MAGIC = b"NSLTOKS\x01"
 HEADER_BYTES = 4096
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _COPY_BYTES = 1 << 24
 
 
@@ -95,9 +99,14 @@ class TokenStore:
         sentences = first + np.searchsorted(local, positions, side="right") - 1
         return tokens, torch.from_numpy(sentences.astype(np.int64))
 
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        """Pickles as the path: a process that unpickles a store maps the file again instead
+        of receiving a copy of the ids (DataLoader workers, spawned processes)."""
+        return (TokenStore.open, (self.path,))
+
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> TokenStore:
-        """Opens a store file and checks its size and checksum.
+        """Opens a store file and checks its header, size and (once per version) checksum.
 
         Raises:
             FileNotFoundError: no such file.
@@ -105,33 +114,30 @@ class TokenStore:
         """
         path = Path(path)
         with open(path, "rb") as handle:
-            header = handle.read(HEADER_BYTES)
-            if len(header) < HEADER_BYTES or not header.startswith(MAGIC):
-                raise DamagedStoreError("no token-store header")
-            size = int.from_bytes(header[len(MAGIC) : len(MAGIC) + 4], "little")
-            try:
-                meta = json.loads(header[len(MAGIC) + 4 : len(MAGIC) + 4 + size])
-            except ValueError as error:
-                raise DamagedStoreError(f"unreadable header ({error})") from None
-            if meta.get("version") != FORMAT_VERSION:
-                raise DamagedStoreError(f"format version {meta.get('version')}")
-            actual = os.fstat(handle.fileno()).st_size - HEADER_BYTES
+            meta = _read_header(handle)
+            stat = os.fstat(handle.fileno())
+            actual = stat.st_size - HEADER_BYTES
             if actual != meta["payload_bytes"]:
                 raise DamagedStoreError(
                     f"{actual} bytes after the header, {meta['payload_bytes']} expected"
                 )
-            if _checksum(handle) != meta["crc32"]:
-                raise DamagedStoreError("checksum mismatch")
+            marker = path.with_name(path.name + ".verified")
+            version = f"{stat.st_ino} {stat.st_size} {stat.st_mtime_ns} {meta['crc32']}"
+            if _read_marker(marker) != version:
+                if _checksum(handle) != meta["crc32"]:
+                    raise DamagedStoreError("checksum mismatch")
+                with contextlib.suppress(OSError), atomic_write(marker, "w") as out:
+                    out.write(version)
             handle.seek(HEADER_BYTES + meta["vocabulary_offset"])
             vocabulary_text = handle.read(meta["vocabulary_bytes"]).decode("utf-8")
-        num_tokens, num_sentences = meta["num_tokens"], meta["num_sentences"]
-        tokens = np.memmap(path, dtype=np.int32, mode="r", offset=HEADER_BYTES,
-                           shape=(num_tokens,))
-        starts = np.zeros(0, dtype=np.int64)
-        if num_sentences:
-            starts = np.memmap(path, dtype=np.int64, mode="r",
-                               offset=HEADER_BYTES + meta["starts_offset"],
-                               shape=(num_sentences + 1,))
+            num_tokens, num_sentences = meta["num_tokens"], meta["num_sentences"]
+            tokens = np.memmap(handle, dtype=np.int32, mode="r", offset=HEADER_BYTES,
+                               shape=(num_tokens,))
+            starts = np.zeros(0, dtype=np.int64)
+            if num_sentences:
+                starts = np.memmap(handle, dtype=np.int64, mode="r",
+                                   offset=HEADER_BYTES + meta["starts_offset"],
+                                   shape=(num_sentences + 1,))
         return cls(
             path=path,
             tokens=tokens,
@@ -140,6 +146,29 @@ class TokenStore:
             vocabulary=Vocabulary.from_text(vocabulary_text, str(path)),
             info=meta["info"],
         )
+
+
+def _read_header(handle: IO[bytes]) -> dict[str, Any]:
+    header = handle.read(HEADER_BYTES)
+    if len(header) < HEADER_BYTES or not header.startswith(MAGIC):
+        raise DamagedStoreError("no token-store header")
+    start = len(MAGIC) + 8
+    size = int.from_bytes(header[len(MAGIC) : len(MAGIC) + 4], "little")
+    crc = int.from_bytes(header[len(MAGIC) + 4 : start], "little")
+    text = header[start : start + size]
+    if len(text) != size or zlib.crc32(text) != crc:
+        raise DamagedStoreError("damaged header")
+    meta: dict[str, Any] = json.loads(text)
+    if meta.get("version") != FORMAT_VERSION:
+        raise DamagedStoreError(f"format version {meta.get('version')}")
+    return meta
+
+
+def _read_marker(marker: Path) -> str | None:
+    try:
+        return marker.read_text()
+    except OSError:
+        return None
 
 
 def _checksum(handle: IO[bytes]) -> int:
@@ -254,11 +283,12 @@ class TokenStoreWriter:
             "info": info,
         }
         encoded = json.dumps(meta).encode("utf-8")
-        if len(MAGIC) + 4 + len(encoded) > HEADER_BYTES:
+        if len(MAGIC) + 8 + len(encoded) > HEADER_BYTES:
             raise ValueError("the token store's description does not fit its header.")
         main = self._handles[0]
         main.seek(0)
-        main.write(MAGIC + len(encoded).to_bytes(4, "little") + encoded)
+        main.write(MAGIC + len(encoded).to_bytes(4, "little")
+                   + zlib.crc32(encoded).to_bytes(4, "little") + encoded)
         main.flush()
         os.fsync(main.fileno())
         main.close()

@@ -152,3 +152,11 @@ def test_anchors_with_items_are_those_of_nonzero_degree() -> None:
     assert known.anchors_with_items().tolist() == [0, 2, 4]
     every = torch.arange(6)
     torch.testing.assert_close(known.anchors_with_items(), every[known.degree(every) > 0])
+
+
+def test_members_take_four_bytes_and_padded_rows_are_long() -> None:
+    known = KnownPositives(torch.tensor([0, 0, 1], dtype=torch.int32),
+                           torch.tensor([2, 1, 0], dtype=torch.int32), 2, 3)
+    assert known.members.dtype == torch.int32 and known.keys.dtype == torch.int64
+    padded = known.padded(torch.tensor([0, 1]), 2)
+    assert padded.dtype == torch.int64 and padded.tolist() == [[1, 2], [0, -1]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import random
 from collections import Counter
 from pathlib import Path
@@ -40,7 +41,9 @@ def messy_text(seed: int, lines: int = 120) -> str:
     out = []
     for number in range(lines):
         kind = rng.random()
-        if kind < 0.1:
+        if kind < 0.05:
+            out.append(f"unique{number} once{number}")  # no token kept at min_count 2
+        elif kind < 0.1:
             out.append("")
         elif kind < 0.15:
             out.append(" \t ")
@@ -74,13 +77,28 @@ def test_blocks_give_the_lines_of_read_sentences(tmp_path: Path, block_bytes: in
         files[-1].write_text(messy_text(seed), encoding="utf-8")
     expected = [s for f in files for s in read_sentences(f)]
     lines: dict[int, list[str]] = {}
+    closed: list[int] = []
     for block in token_blocks(files, block_bytes):
         assert len(block.tokens) == int(block.lengths.sum())
         for token, line in zip(block.tokens, block.token_lines().tolist(), strict=True):
             lines.setdefault(line, []).append(token)
-        closed = block.lines[block.ends]
-        assert all(len(lines[int(line)]) > 0 for line in closed)
+        closed += block.lines[block.ends].tolist()
+        assert all(len(lines[line]) > 0 for line in closed)
     assert [lines[i] for i in range(len(lines))] == expected
+    assert closed == list(range(len(expected)))  # every line closed once, in order
+
+
+def test_an_open_last_line_is_closed_at_the_end_of_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 4)
+    (tmp_path / "a.txt").write_text("a b c d e ", encoding="utf-8")  # no line end
+    (tmp_path / "b.txt").write_text("f g\n", encoding="utf-8")
+    data = LanguageModelDataModule(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"),
+                                   str(tmp_path / "b.txt"), min_count=1)
+    eos = data.vocabulary[EOS]
+    assert data.ids("train").tolist() == [*(data.vocabulary[t] for t in "abcde"), eos]
+    assert data.ids("val").tolist() == [data.vocabulary[UNK], data.vocabulary[UNK], eos]
 
 
 @pytest.mark.parametrize("block_bytes", [16, 1 << 22])
@@ -157,7 +175,7 @@ def test_a_second_run_opens_the_store_and_a_changed_file_rebuilds_it(
     assert "newword" in changed.vocabulary and len(changed) == len(first) + 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "description"])
 def test_a_damaged_store_is_rebuilt_with_a_warning(topic_corpus_file: Path, damage: str) -> None:
     store = skipgram_store(topic_corpus_file, min_count=1)
     expected = np.array(store.tokens)
@@ -166,8 +184,10 @@ def test_a_damaged_store_is_rebuilt_with_a_warning(topic_corpus_file: Path, dama
         data = data[: len(data) // 2]
     elif damage == "flip":
         data[HEADER_BYTES + 100] ^= 0xFF
-    else:
+    elif damage == "magic":
         data[:8] = b"garbage!"
+    else:
+        data[40] ^= 0x01  # inside the header's JSON
     path = store.path
     damaged = path.with_name("damaged")
     damaged.write_bytes(bytes(data))
@@ -264,3 +284,21 @@ def test_vectors_trained_from_the_store_equal_those_from_memory() -> None:
     assert np.array_equal(from_store, from_memory)
     assert not np.array_equal(from_store, train_vectors(
         InMemoryChunks(ids[::-1].copy(), sentence_ids, vocabulary, **settings)))
+
+
+def test_a_store_pickles_as_its_path_and_maps_the_file_again(topic_corpus_file: Path) -> None:
+    store = skipgram_store(topic_corpus_file, min_count=1)
+    payload = pickle.dumps(store)
+    assert len(payload) < 1000  # not the ids
+    again = pickle.loads(payload)
+    assert isinstance(again.tokens, np.memmap) and np.array_equal(again.tokens, store.tokens)
+    assert again.vocabulary == store.vocabulary
+
+
+def test_pruned_counts_go_to_unk_so_language_model_counts_add_up(tmp_path: Path) -> None:
+    path = tmp_path / "text.txt"
+    path.write_text(messy_text(5, lines=300), encoding="utf-8")
+    with pytest.warns(UserWarning, match="count_limit=6"):
+        data = LanguageModelDataModule(str(path), min_count=1, count_limit=6)
+        data.setup("fit")
+    assert int(data.counts.sum()) == data.ids("train").size

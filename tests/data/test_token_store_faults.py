@@ -16,9 +16,21 @@ import pytest
 from nslightning.data import TokenStore
 
 WORKER = """
-import logging, sys
+import logging, sys, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+import nslightning.data.text_blocks as text_blocks
+import nslightning.data.token_store as token_store
 from nslightning.data import skipgram_store
+
+# Instrumentation, not behaviour: small blocks, each written slowly, so that pass 2 lasts
+# about 2 s and a signal or a second process reliably meets it half-way.
+text_blocks.BLOCK_BYTES = 1 << 20
+append = token_store.TokenStoreWriter.append
+def slow_append(self, ids, section=0):
+    append(self, ids, section)
+    time.sleep(0.1)
+token_store.TokenStoreWriter.append = slow_append
+
 store = skipgram_store(sys.argv[1], min_count=1)
 print(store.path, int(store.tokens.sum(dtype="int64")), len(store), flush=True)
 """
@@ -90,6 +102,7 @@ def test_runs_started_together_build_the_store_once(big_corpus: Path, tmp_path: 
     results = [worker.communicate(timeout=180) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], results
     assert sum("building the token store" in err for _, err in results) == 1
+    assert sum("waiting for the lock" in err for _, err in results) == 1
     assert results[0][0] == results[1][0]  # same store, same ids
     built, temporary = stores(cache)
     assert len(built) == 1 and temporary == []
