@@ -49,6 +49,8 @@ class LanguageModelDataModule(pl.LightningDataModule):
         max_vocab_size: keep at most this many tokens (``<unk>`` and ``<eos>`` included).
         count_limit: most distinct tokens held while counting; past it the rarest are pruned,
             as gensim's ``max_vocab_size`` does (``None``: no limit).
+        store_workers: processes that build the token store on its first run (``None``:
+            one per usable CPU, up to 8, for corpora of 32 MiB or more; 1: this process).
         vocabulary: a vocabulary file (``Vocabulary.save``, e.g. from an earlier run) to use
             instead of building one; it must hold ``<unk>`` and ``<eos>``.
         batch_size: training streams per process.
@@ -67,6 +69,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         min_count: int = 3,
         max_vocab_size: int | None = None,
         count_limit: int | None = DEFAULT_COUNT_LIMIT,
+        store_workers: int | None = None,
         vocabulary: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 10,
@@ -95,6 +98,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
+        self.store_workers = store_workers
         self.vocabulary_path = vocabulary
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -111,7 +115,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
                 self.test_fraction, self.split_seed, self.min_count, self.max_vocab_size,
                 self.count_limit,
             )
-            self._store = language_model_store(text, self.vocabulary_path)
+            self._store = language_model_store(text, self.vocabulary_path, self.store_workers)
         return self._store
 
     @property

@@ -66,6 +66,8 @@ class SkipGramDataModule(pl.LightningDataModule):
         count_limit: most distinct tokens held while counting; past it the rarest are pruned,
             as gensim's ``max_vocab_size`` does (``None``: no limit, memory grows with the
             number of distinct tokens, about 100 bytes each).
+        store_workers: processes that build the token store on its first run (``None``:
+            one per usable CPU, up to 8, for corpora of 32 MiB or more; 1: this process).
         vocabulary: a vocabulary file (``Vocabulary.save``) to use instead of building one.
         window: maximum window ``W``; each center draws its window uniformly in ``1..W``.
         sample: down-sampling threshold for frequent words (``None`` disables).
@@ -82,6 +84,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         min_count: int = 5,
         max_vocab_size: int | None = None,
         count_limit: int | None = DEFAULT_COUNT_LIMIT,
+        store_workers: int | None = None,
         vocabulary: str | None = None,
         window: int = 5,
         sample: float | None = 1e-3,
@@ -106,6 +109,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
+        self.store_workers = store_workers
         self.vocabulary_path = vocabulary
         self.window = window
         self.sample = sample
@@ -128,6 +132,7 @@ class SkipGramDataModule(pl.LightningDataModule):
                 max_size=self.max_vocab_size,
                 vocabulary=self.vocabulary_path,
                 count_limit=self.count_limit,
+                workers=self.store_workers,
             )
         return self._store
 

@@ -13,19 +13,39 @@ import hashlib
 import logging
 import os
 import time
+from collections import Counter
+from dataclasses import replace
 from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
+from nslightning.data.block_workers import context, map_blocks, worker_count
 from nslightning.data.corpus import resolve_paths
 from nslightning.data.store_cache import files_fingerprint, open_or_build, store_path
-from nslightning.data.text_blocks import read_text_blocks, token_blocks
+from nslightning.data.text_blocks import LineNumbers, RawBlock, read_blocks, split_block
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT, TokenCounter
 from nslightning.data.token_store import TokenStore, TokenStoreWriter
 from nslightning.data.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
+
+
+def _count_tokens(text: str) -> Counter[str]:
+    """Worker of pass 1: the counts of one block's tokens."""
+    return Counter(text.split())
+
+
+def _encode_block(block: RawBlock) -> tuple[RawBlock, np.ndarray, np.ndarray, np.ndarray]:
+    """Worker of pass 2: one block's in-vocabulary ids (``(n,)`` int32), and the tokens
+    (``(L,)`` int64) and kept ids (``(L,)`` int64) of each line piece."""
+    tokens, lengths = split_block(block.text)
+    index = context()["index"]
+    ids = np.fromiter(map(index.get, tokens, repeat(-1)), dtype=np.int32, count=len(tokens))
+    keep = ids >= 0
+    pieces = len(lengths)
+    kept = np.bincount(np.repeat(np.arange(pieces), lengths)[keep], minlength=pieces)
+    return replace(block, text=""), ids[keep], lengths, kept
 
 
 def count_vocabulary(
@@ -35,16 +55,17 @@ def count_vocabulary(
     count_limit: int | None = DEFAULT_COUNT_LIMIT,
     source: str = "corpus",
     timings: dict[str, float] | None = None,
+    workers: int = 1,
 ) -> Vocabulary:
     """Pass 1: streams the corpus and builds its vocabulary (:meth:`Vocabulary.from_counts`).
 
-    ``timings["count"]`` receives the pass's seconds."""
+    ``timings["count"]`` receives the pass's seconds; ``workers`` processes count the blocks."""
     timings = {} if timings is None else timings
     counter = TokenCounter(count_limit)
     began = time.perf_counter()
-    for path in paths:
-        for text, _ in read_text_blocks(path):  # lines do not matter here
-            counter.update(text.split())
+    texts = (block.text for block in read_blocks(paths))
+    for counts in map_blocks(_count_tokens, texts, workers):
+        counter.update(counts)
     total = counter.counts.total() + counter.pruned_tokens
     log.info("pass 1/2 (count): %d tokens in %.1f s", total, time.perf_counter() - began)
     counter.warn_if_pruned(source)
@@ -54,30 +75,26 @@ def count_vocabulary(
 
 def write_skipgram_store(
     path: Path, paths: list[Path], vocabulary: Vocabulary, info: dict[str, object],
-    timings: dict[str, float] | None = None,
+    timings: dict[str, float] | None = None, workers: int = 1,
 ) -> None:
     """Pass 2: writes the ids of ``paths`` under ``vocabulary`` and the sentence starts.
 
     ``info`` is recorded in the store's header, with ``tokens_read`` and the seconds of each
     pass (``timings`` plus ``encode``)."""
     timings = {} if timings is None else timings
-    index = vocabulary.index
     began = time.perf_counter()
     read = position = 0
+    numbers = LineNumbers()
     with TokenStoreWriter(path) as writer:
         log.info("pass 2/2 (encode): writing %s", path)
-        for block in token_blocks(paths):
-            ids = np.fromiter(map(index.get, block.tokens, repeat(-1)), dtype=np.int32,
-                              count=len(block.tokens))
-            keep = ids >= 0
-            pieces = len(block.lengths)
-            kept = np.bincount(np.repeat(np.arange(pieces), block.lengths)[keep],
-                               minlength=pieces)
+        encoded = map_blocks(_encode_block, read_blocks(paths), workers, index=vocabulary.index)
+        for block, ids, lengths, kept in encoded:
+            _, starts, _ = numbers.number(lengths, block.continues, block.is_open)
             before = position + np.cumsum(kept) - kept
-            writer.start_sentences(before[block.starts])
-            writer.append(ids[keep])
-            read += len(block.tokens)
-            position += int(kept.sum())
+            writer.start_sentences(before[starts])
+            writer.append(ids)
+            read += int(lengths.sum())
+            position += len(ids)
         if read == 0:
             raise ValueError("the corpus is empty: no tokens were read; check the path.")
         if position == 0:
@@ -96,6 +113,7 @@ def skipgram_store(
     max_size: int | None = None,
     vocabulary: str | os.PathLike[str] | None = None,
     count_limit: int | None = DEFAULT_COUNT_LIMIT,
+    workers: int | None = None,
 ) -> TokenStore:
     """The token store of a skip-gram corpus, from the cache or built (and cached) now.
 
@@ -105,8 +123,11 @@ def skipgram_store(
         max_size: keep at most this many tokens (ignored with ``vocabulary``).
         vocabulary: a vocabulary file (``Vocabulary.save``) to encode with instead.
         count_limit: most distinct tokens held while counting (see ``TokenCounter``).
+        workers: processes that read the corpus (see
+            :func:`~nslightning.data.block_workers.worker_count`); the store is the same.
     """
     paths = resolve_paths(source)
+    worker_count(workers, [])  # check it before any work
     given = Vocabulary.load(vocabulary) if vocabulary is not None else None
     if given is not None:
         settings: dict[str, object] = {
@@ -120,8 +141,10 @@ def skipgram_store(
 
     def build(target: Path) -> None:
         timings: dict[str, float] = {}
+        processes = worker_count(workers, paths)
         vocab = given or count_vocabulary(paths, min_count, max_size, count_limit,
-                                          os.fspath(source), timings)
-        write_skipgram_store(target, paths, vocab, info, timings)
+                                          os.fspath(source), timings, processes)
+        write_skipgram_store(target, paths, vocab, {**info, "workers": processes}, timings,
+                             processes)
 
     return open_or_build(path, build)

@@ -9,7 +9,6 @@ keep one line number, so memory stays bounded by the block size.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,34 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nslightning.data.corpus import open_binary, resolve_paths
+from nslightning.data.corpus import open_binary
 
 BLOCK_BYTES = 1 << 22
 _WHITESPACE = (b" ", b"\t", b"\r", b"\x0b", b"\x0c")
-
-
-@dataclass
-class TokenBlock:
-    """The tokens of consecutive lines (or pieces of a line) of a corpus.
-
-    Attributes:
-        tokens: the ``N`` tokens, line after line.
-        lengths: ``(L,)`` int64 number of tokens of each line piece (0 for an empty line).
-        lines: ``(L,)`` int64 number of the line each piece belongs to, counted over the
-            non-empty lines of the whole corpus from 0; -1 for a piece without tokens.
-        starts: ``(L,)`` bool, ``True`` where a piece is the first with tokens of its line.
-        ends: ``(L,)`` bool, ``True`` where a piece closes a non-empty line (its last piece).
-    """
-
-    tokens: list[str]
-    lengths: np.ndarray
-    lines: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def token_lines(self) -> np.ndarray:
-        """``(N,)`` int64 line number of each token."""
-        return np.repeat(self.lines, self.lengths)
 
 
 def _decode(raw: bytes, path: Path, tally: list[int]) -> str:
@@ -101,18 +76,65 @@ def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
         )
 
 
-class _LineNumbers:
-    """Numbers the non-empty lines of a corpus as its blocks go by."""
+@dataclass(frozen=True)
+class RawBlock:
+    """Decoded text of a corpus, a block at a time.
 
-    def __init__(self) -> None:
-        self.next_line = 0
-        self.open_line = -1  # number of a non-empty line that goes on in the next block, or -1
+    Attributes:
+        text: whole lines, or a piece of a line longer than a block.
+        continues: the first piece goes on with the previous block's last line.
+        is_open: the last piece goes on in the next block.
+    """
 
-    def block(
-        self, tokens: list[str], lengths: np.ndarray, continues: bool, is_open: bool
-    ) -> TokenBlock:
-        """Numbers the pieces of one block; ``continues``: its first piece goes on with the
-        previous block's last line; ``is_open``: its last piece goes on in the next block."""
+    text: str
+    continues: bool
+    is_open: bool
+
+
+def read_blocks(paths: list[Path], block_bytes: int | None = None) -> Iterator[RawBlock]:
+    """The blocks of several files, one after the other (a file ends its last line)."""
+    for path in paths:
+        continues = False
+        for text, is_open in read_text_blocks(path, block_bytes):
+            yield RawBlock(text, continues, is_open)
+            continues = is_open
+
+
+def split_block(text: str) -> tuple[list[str], np.ndarray]:
+    """The whitespace tokens of a block, and ``(L,)`` int64 tokens of each of its ``L`` line
+    pieces (0 for an empty line)."""
+    pieces = list(map(str.split, text.split("\n")))
+    if len(pieces) > 1 and text.endswith("\n"):
+        pieces.pop()  # the empty string after the block's last line end
+    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    return list(chain.from_iterable(pieces)), lengths
+
+
+@dataclass
+class LineNumbers:
+    """Numbers the non-empty lines of a corpus from 0 as its blocks go by.
+
+    Attributes:
+        next_line: the number the next new line gets.
+        open_line: the number of a non-empty line that goes on in the next block, or -1.
+    """
+
+    next_line: int = 0
+    open_line: int = -1
+
+    def number(
+        self, lengths: np.ndarray, continues: bool, is_open: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Numbers the pieces of one block (see :class:`RawBlock`).
+
+        Args:
+            lengths: ``(L,)`` tokens of each piece.
+
+        Returns:
+            ``lines (L,)`` int64 number of each piece's line, -1 for a piece of an empty line;
+            ``starts (L,)`` bool, the first piece with tokens of a line; ``ends (L,)`` bool,
+            the last piece of a non-empty line.
+        """
         carried = continues and self.open_line >= 0
         starts = lengths > 0
         if carried:
@@ -127,26 +149,4 @@ class _LineNumbers:
         if is_open:
             ends[-1] = False
         self.open_line = int(lines[-1]) if is_open else -1
-        return TokenBlock(tokens, lengths, lines, starts, ends)
-
-
-def token_blocks(
-    source: str | os.PathLike[str] | list[Path], block_bytes: int | None = None
-) -> Iterator[TokenBlock]:
-    """Yields the corpus as :class:`TokenBlock`\\ s, its non-empty lines numbered from 0.
-
-    Args:
-        source: a corpus (see :func:`~nslightning.data.corpus.resolve_paths`) or its files.
-        block_bytes: bytes read at once (default :data:`BLOCK_BYTES`).
-    """
-    paths = source if isinstance(source, list) else resolve_paths(source)
-    numbers = _LineNumbers()
-    for path in paths:
-        continues = False
-        for text, is_open in read_text_blocks(path, block_bytes):
-            split = list(map(str.split, text.split("\n")))
-            if not is_open and split and not split[-1] and text.endswith("\n"):
-                split.pop()  # the empty string after the block's last line end
-            lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-            yield numbers.block(list(chain.from_iterable(split)), lengths, continues, is_open)
-            continues = is_open
+        return lines, starts, ends

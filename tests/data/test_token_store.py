@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+import nslightning.data.block_workers as block_workers
 import nslightning.data.text_blocks as text_blocks
 from nslightning.data import (
     LanguageModelDataModule,
@@ -27,7 +28,7 @@ from nslightning.data import (
 )
 from nslightning.data.language_model_text import EOS, UNK, split_assignment
 from nslightning.data.store_cache import stores_dir
-from nslightning.data.text_blocks import token_blocks
+from nslightning.data.text_blocks import LineNumbers, read_blocks, split_block
 from nslightning.data.token_counts import TokenCounter
 from nslightning.data.token_store import HEADER_BYTES, TokenStore
 from nslightning.samplers import UnigramSampler
@@ -78,39 +79,46 @@ def test_blocks_give_the_lines_of_read_sentences(tmp_path: Path, block_bytes: in
     expected = [s for f in files for s in read_sentences(f)]
     lines: dict[int, list[str]] = {}
     closed: list[int] = []
-    for block in token_blocks(files, block_bytes):
-        assert len(block.tokens) == int(block.lengths.sum())
-        for token, line in zip(block.tokens, block.token_lines().tolist(), strict=True):
+    numbers = LineNumbers()
+    for block in read_blocks(files, block_bytes):
+        tokens, lengths = split_block(block.text)
+        assert len(tokens) == int(lengths.sum())
+        numbered, _, ends = numbers.number(lengths, block.continues, block.is_open)
+        for token, line in zip(tokens, np.repeat(numbered, lengths).tolist(), strict=True):
             lines.setdefault(line, []).append(token)
-        closed += block.lines[block.ends].tolist()
+        closed += numbered[ends].tolist()
         assert all(len(lines[line]) > 0 for line in closed)
     assert [lines[i] for i in range(len(lines))] == expected
     assert closed == list(range(len(expected)))  # every line closed once, in order
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_an_open_last_line_is_closed_at_the_end_of_its_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 4)
+    monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     (tmp_path / "a.txt").write_text("a b c d e ", encoding="utf-8")  # no line end
     (tmp_path / "b.txt").write_text("f g\n", encoding="utf-8")
     data = LanguageModelDataModule(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"),
-                                   str(tmp_path / "b.txt"), min_count=1)
+                                   str(tmp_path / "b.txt"), min_count=1, store_workers=workers)
     eos = data.vocabulary[EOS]
     assert data.ids("train").tolist() == [*(data.vocabulary[t] for t in "abcde"), eos]
     assert data.ids("val").tolist() == [data.vocabulary[UNK], data.vocabulary[UNK], eos]
 
 
-@pytest.mark.parametrize("block_bytes", [16, 1 << 22])
+@pytest.mark.parametrize(("block_bytes", "workers"), [(16, 1), (16, 2), (1 << 22, 1)])
 def test_skipgram_store_equals_the_in_memory_encoding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, workers: int
 ) -> None:
     monkeypatch.setattr(text_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.txt").write_text(messy_text(1), encoding="utf-8")
     with gzip.open(tmp_path / "corpus" / "b.txt.gz", "wt", encoding="utf-8") as handle:
         handle.write(messy_text(2))
-    store = skipgram_store(tmp_path / "corpus", min_count=2)
+    store = skipgram_store(tmp_path / "corpus", min_count=2, workers=workers)
+    assert store.info["workers"] == workers
     tokens, ids, sentence_ids = reference_encoding(list(read_sentences(tmp_path / "corpus")), 2)
     assert store.vocabulary.tokens == tokens
     assert store.tokens.dtype == np.int32 and np.array_equal(store.tokens, ids)
@@ -139,16 +147,18 @@ def reference_lm_sections(
     return sections
 
 
-@pytest.mark.parametrize("block_bytes", [16, 1 << 22])
+@pytest.mark.parametrize(("block_bytes", "workers"), [(16, 1), (16, 2), (1 << 22, 1)])
 def test_language_model_store_splits_and_encodes_as_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, workers: int
 ) -> None:
     monkeypatch.setattr(text_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     path = tmp_path / "text.txt"
     path.write_text(messy_text(4, lines=300), encoding="utf-8")
     sentences = list(read_sentences(path))
     data = LanguageModelDataModule(str(path), val_fraction=0.2, test_fraction=0.1, split_seed=3,
-                                   min_count=2)
+                                   min_count=2, store_workers=workers)
+    assert data.store.info["workers"] == workers
     parts = split_assignment(np.asarray([len(s) for s in sentences]), 0.2, 0.1, 3)
     train_counts = Counter(t for s, p in zip(sentences, parts, strict=True) if p == 0 for t in s)
     vocabulary = data.vocabulary
@@ -302,3 +312,11 @@ def test_pruned_counts_go_to_unk_so_language_model_counts_add_up(tmp_path: Path)
         data = LanguageModelDataModule(str(path), min_count=1, count_limit=6)
         data.setup("fit")
     assert int(data.counts.sum()) == data.ids("train").size
+
+
+def test_worker_counts_are_checked_and_small_corpora_stay_in_process(
+    topic_corpus_file: Path,
+) -> None:
+    with pytest.raises(ValueError, match="store_workers must be >= 1"):
+        skipgram_store(topic_corpus_file, workers=0)
+    assert block_workers.worker_count(4, [topic_corpus_file]) == 1  # under PARALLEL_BYTES

@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from nslightning.data import TokenStore
 WORKER = """
 import logging, sys, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+import nslightning.data.block_workers as block_workers
 import nslightning.data.text_blocks as text_blocks
 import nslightning.data.token_store as token_store
 from nslightning.data import skipgram_store
 
-# Instrumentation, not behaviour: small blocks, each written slowly, so that pass 2 lasts
-# about 2 s and a signal or a second process reliably meets it half-way.
+# Instrumentation, not behaviour: two worker processes whatever the size, and small blocks,
+# each written slowly, so that pass 2 lasts about 2 s and a signal or a second process
+# reliably meets it half-way.
+block_workers.PARALLEL_BYTES = 0
 text_blocks.BLOCK_BYTES = 1 << 20
 append = token_store.TokenStoreWriter.append
 def slow_append(self, ids, section=0):
@@ -31,7 +35,7 @@ def slow_append(self, ids, section=0):
     time.sleep(0.1)
 token_store.TokenStoreWriter.append = slow_append
 
-store = skipgram_store(sys.argv[1], min_count=1)
+store = skipgram_store(sys.argv[1], min_count=1, workers=2)
 print(store.path, int(store.tokens.sum(dtype="int64")), len(store), flush=True)
 """
 
@@ -64,6 +68,23 @@ def wait_for(process: subprocess.Popen[str], text: str) -> None:
     raise AssertionError(f"the worker ended before {text!r}")
 
 
+def leftover_workers(timeout: float = 10.0) -> list[int]:
+    """Processes still running the worker script (its pool's children included)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"slow_append" in command and entry.name.isdigit():
+                found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def stores(cache: Path) -> tuple[list[Path], list[Path]]:
     folder = cache / "token-stores"
     return sorted(folder.glob("*.tokens")), sorted(folder.glob(".*.tmp"))
@@ -79,6 +100,7 @@ def test_a_build_stopped_during_pass_2_leaves_no_store_a_later_run_trusts(
     assert worker.poll() is None
     worker.send_signal(signum)
     assert worker.wait(timeout=60) != 0
+    assert leftover_workers() == []  # the pool's processes end with it
     built, temporary = stores(cache)
     assert built == []
     if signum == signal.SIGINT:
