@@ -295,6 +295,7 @@ def store_report(path: Path) -> dict[str, Any]:
         "num_tokens": len(store),
         "vocab_size": len(store.vocabulary),
         "tokens_read": tokens_read,
+        "workers": info.get("workers"),
         "pass_seconds": {name: round(seconds, 3) for name, seconds in passes.items()},
         "pass_tokens_per_s": None,
         "all_passes_tokens_per_s": None,
