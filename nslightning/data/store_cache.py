@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from nslightning.atomic import atomic_write
 from nslightning.data.corpus import cache_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent builds each write a whole store
+    fcntl = None  # type: ignore[assignment]
 from nslightning.data.token_store import FORMAT_VERSION, DamagedStoreError, TokenStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,9 @@ def store_path(kind: str, key: dict[str, Any]) -> Path:
 
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
     with open(path.with_suffix(".lock"), "a+b") as lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,14 +72,39 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def _notes(path: Path) -> Path:
+    return path.with_name(path.name + ".warnings")
+
+
 def _try_open(path: Path, damaged: list[str]) -> TokenStore | None:
+    """The store, with the warnings of its build repeated; ``None`` if missing or damaged."""
     try:
-        return TokenStore.open(path)
+        store = TokenStore.open(path)
     except FileNotFoundError:
         return None
     except DamagedStoreError as error:
         damaged.append(str(error))
         return None
+    with contextlib.suppress(OSError):
+        for note in _notes(path).read_text(encoding="utf-8").split("\n\n"):
+            warnings.warn(f"{note} (when its token store was built)", stacklevel=4)
+    return store
+
+
+def _build(path: Path, build: Callable[[Path], None]) -> None:
+    """Runs ``build``; its warnings (invalid UTF-8, pruned counts) are shown and kept beside
+    the store, so that runs which only open it show them too."""
+    _notes(path).unlink(missing_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(path)
+    notes = list(dict.fromkeys(str(warning.message) for warning in caught))
+    if notes:
+        with contextlib.suppress(OSError), atomic_write(_notes(path), "w",
+                                                         encoding="utf-8") as handle:
+            handle.write("\n\n".join(notes))
+    for note in notes:
+        warnings.warn(note, stacklevel=4)
 
 
 def open_or_build(path: Path, build: Callable[[Path], None]) -> TokenStore:
@@ -102,7 +135,7 @@ def open_or_build(path: Path, build: Callable[[Path], None]) -> TokenStore:
             for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by killed builders
                 stale.unlink(missing_ok=True)
             log.info("building the token store %s", path)
-            build(path)
+            _build(path, build)
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise OSError(

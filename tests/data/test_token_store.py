@@ -320,3 +320,13 @@ def test_worker_counts_are_checked_and_small_corpora_stay_in_process(
     with pytest.raises(ValueError, match="store_workers must be >= 1"):
         skipgram_store(topic_corpus_file, workers=0)
     assert block_workers.worker_count(4, [topic_corpus_file]) == 1  # under PARALLEL_BYTES
+
+
+def test_warnings_of_the_build_are_repeated_by_runs_that_open_the_store(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9 ok\nfine line\n" * 3)
+    message = r"3 invalid UTF-8 byte sequence\(s\) on 3 line\(s\)"
+    with pytest.warns(UserWarning, match=message):
+        built = skipgram_store(tmp_path / "latin1.txt", min_count=1)
+    with pytest.warns(UserWarning, match=message + ".*when its token store was built"):
+        opened = skipgram_store(tmp_path / "latin1.txt", min_count=1)
+    assert opened.path == built.path
