@@ -4,17 +4,22 @@ Splitting text into tokens and looking them up is pure Python, so one process us
 The passes hand each block to a pool of forked processes (the vocabulary and other context are
 inherited, not sent) and read the results back in corpus order; at most two blocks per worker
 are in flight, so memory stays bounded. Small corpora, a single usable CPU, or a platform
-without ``fork`` use the calling process.
+without a safe ``fork`` (Windows, macOS) use the calling process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing.pool import AsyncResult
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +30,8 @@ MAX_WORKERS = 8
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
+log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
 _context: dict[str, Any] = {}
 
 
@@ -33,16 +40,22 @@ def context() -> dict[str, Any]:
     return _context
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup (container) CPU quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(quota) // int(period)))
+    return count
 
 
 def worker_count(requested: int | None, paths: list[Path]) -> int:
     """How many processes read ``paths``: ``requested`` (``None``: one per usable CPU, at most
-    :data:`MAX_WORKERS`), or 1 below :data:`PARALLEL_BYTES` or where ``fork`` is missing.
+    :data:`MAX_WORKERS`), or 1 below :data:`PARALLEL_BYTES` or off Linux.
 
     Raises:
         ValueError: ``requested < 1``.
@@ -53,13 +66,42 @@ def worker_count(requested: int | None, paths: list[Path]) -> int:
         return 1
     if sum(path.stat().st_size for path in paths) < PARALLEL_BYTES:
         return 1
-    return requested if requested is not None else min(_usable_cpus(), MAX_WORKERS)
+    return requested if requested is not None else min(usable_cpus(), MAX_WORKERS)
 
 
+def _start_worker(shared: dict[str, Any]) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it and ends the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent
+    with contextlib.suppress(OSError, AttributeError):  # die with the parent, even by SIGKILL
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _context.clear()
+    _context.update(shared)
+
+
+def _in_order(
+    submit: Callable[[Item], Future[Result]], items: Iterable[Item], ahead: int
+) -> Iterator[Result]:
+    pending: deque[Future[Result]] = deque()
+    for item in items:
+        pending.append(submit(item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@contextlib.contextmanager
 def map_blocks(
     function: Callable[[Item], Result], items: Iterable[Item], workers: int, **shared: Any
-) -> Iterator[Result]:
-    """``map(function, items)`` in ``workers`` forked processes, results in order.
+) -> Iterator[Iterator[Result]]:
+    """``map(function, items)`` in ``workers`` forked processes, results in order::
+
+        with map_blocks(encode, blocks, 2, index=vocabulary.index) as results:
+            for result in results: ...
+
+    Leaving the block (at the end, on an error or an interrupt) stops the workers. A worker
+    that dies (killed for memory, say) is an error, not a hang.
 
     Args:
         function: a module-level function (workers find it by name); it reads ``shared``
@@ -68,19 +110,29 @@ def map_blocks(
         workers: processes; 1 runs ``function`` here.
         **shared: the context, inherited by the workers when they fork.
     """
+    previous = dict(_context)
+    if workers > 1:
+        try:
+            pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker, initargs=(shared,),
+            )
+        except OSError as error:  # no /dev/shm for the pool's queues, say
+            log.warning("cannot start %d worker processes (%s); reading in this one", workers,
+                        error)
+            workers = 1
     if workers <= 1:
+        _context.clear()
         _context.update(shared)
         try:
-            yield from map(function, items)
+            yield map(function, items)
         finally:
             _context.clear()
+            _context.update(previous)
         return
-    fork = multiprocessing.get_context("fork")
-    with fork.Pool(workers, initializer=_context.update, initargs=(shared,)) as pool:
-        pending: deque[AsyncResult[Result]] = deque()
-        for item in items:
-            pending.append(pool.apply_async(function, (item,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+    gc.freeze()  # the heap the workers inherit stays shared: their collector leaves it alone
+    try:
+        yield _in_order(lambda item: pool.submit(function, item), items, 2 * workers)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()

@@ -23,6 +23,10 @@ _ENWIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened
 _CACHE_VERSION = "v1"
 
 
+class CorpusWarning(UserWarning):
+    """Something in a corpus that changes what is read: invalid UTF-8, pruned counts."""
+
+
 def cache_dir() -> Path:
     """The cache folder: ``$NSLIGHTNING_CACHE``, else ``$XDG_CACHE_HOME/nslightning``."""
     if env := os.environ.get("NSLIGHTNING_CACHE"):
@@ -121,6 +125,7 @@ def read_lines(path: Path) -> Iterator[str]:
         warnings.warn(
             f"{path}: {replaced} invalid UTF-8 byte sequence(s) on {bad_lines} line(s) were "
             "replaced by U+FFFD; re-encode the file as UTF-8 to silence this.",
+            CorpusWarning,
             stacklevel=2,
         )
 

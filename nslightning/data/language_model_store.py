@@ -75,15 +75,16 @@ def _line_lengths(paths: list[Path], workers: int) -> tuple[np.ndarray, list[Lin
     lengths = array("q")
     numbers = LineNumbers()
     states = []
-    for block, pieces in map_blocks(_measure, read_blocks(paths), workers):
-        states.append(replace(numbers))
-        lines, _, _ = numbers.number(pieces, block.continues, block.is_open)
-        real = lines >= 0
-        line_numbers, sizes = lines[real], pieces[real]
-        if line_numbers.size and line_numbers[0] < len(lengths):  # a line begun before
-            lengths[int(line_numbers[0])] += int(sizes[0])
-            sizes = sizes[1:]
-        lengths.extend(sizes.tolist())
+    with map_blocks(_measure, read_blocks(paths), workers) as measured:
+        for block, pieces in measured:
+            states.append(replace(numbers))
+            lines, _, _ = numbers.number(pieces, block.continues, block.is_open)
+            real = lines >= 0
+            line_numbers, sizes = lines[real], pieces[real]
+            if line_numbers.size and line_numbers[0] < len(lengths):  # a line begun before
+                lengths[int(line_numbers[0])] += int(sizes[0])
+                sizes = sizes[1:]
+            lengths.extend(sizes.tolist())
     return (np.frombuffer(lengths, dtype=np.int64) if lengths else np.zeros(0, np.int64)), states
 
 
@@ -111,15 +112,17 @@ def _count(paths: list[Path], limit: int | None, source: str, workers: int,
     counter = TokenCounter(limit)
     if keep is None:
         numbers = LineNumbers()
-        for block, counts, lengths in map_blocks(_count_all, read_blocks(paths), workers):
-            counter.update(counts)
-            numbers.number(lengths, block.continues, block.is_open)
+        with map_blocks(_count_all, read_blocks(paths), workers) as counted:
+            for block, counts, lengths in counted:
+                counter.update(counts)
+                numbers.number(lengths, block.continues, block.is_open)
         lines = numbers.next_line
     else:
         assert states is not None, "counting a split needs the numbering of its lines"
         items = zip(read_blocks(paths), states, strict=True)
-        for counts in map_blocks(_count_training, items, workers, keep=keep):
-            counter.update(counts)
+        with map_blocks(_count_training, items, workers, keep=keep) as counted_lines:
+            for counts in counted_lines:
+                counter.update(counts)
         lines = int(keep.sum())
     counter.warn_if_pruned(source)
     return counter, lines
@@ -140,19 +143,20 @@ def _encode(paths: list[Path], vocabulary: Vocabulary, writer: TokenStoreWriter,
     eos = vocabulary[EOS]
     numbers = LineNumbers()
     read = 0
-    encoded = map_blocks(_ids, read_blocks(paths), workers, index=vocabulary.index,
-                         unk=vocabulary[UNK])
-    for block, ids, lengths in encoded:
-        lines, _, ends = numbers.number(lengths, block.continues, block.is_open)
-        closing = np.cumsum(lengths)[ends]
-        with_eos = np.insert(ids, closing, eos)
-        read += len(ids)
-        if assignment is None:
-            writer.append(with_eos, section)
-            continue
-        parts = np.insert(assignment[np.repeat(lines, lengths)], closing, assignment[lines[ends]])
-        for part in range(len(SECTIONS)):
-            writer.append(with_eos[parts == part], part)
+    shared = {"index": vocabulary.index, "unk": vocabulary[UNK]}
+    with map_blocks(_ids, read_blocks(paths), workers, **shared) as encoded:
+        for block, ids, lengths in encoded:
+            lines, _, ends = numbers.number(lengths, block.continues, block.is_open)
+            closing = np.cumsum(lengths)[ends]
+            with_eos = np.insert(ids, closing, eos)
+            read += len(ids)
+            if assignment is None:
+                writer.append(with_eos, section)
+                continue
+            parts = np.insert(assignment[np.repeat(lines, lengths)], closing,
+                              assignment[lines[ends]])
+            for part in range(len(SECTIONS)):
+                writer.append(with_eos[parts == part], part)
     return read
 
 
@@ -225,7 +229,7 @@ def language_model_store(
             writer.commit(vocab, {"kind": "lm", "settings": settings, "tokens_read": read,
                                   "workers": processes, "pass_seconds": timings})
 
-    return open_or_build(path, build)
+    return open_or_build(path, build, [p for files in paths for p in files])
 
 
 def _check_read(tokens: int, part: int, text: LanguageModelText) -> None:

@@ -64,8 +64,9 @@ def count_vocabulary(
     counter = TokenCounter(count_limit)
     began = time.perf_counter()
     texts = (block.text for block in read_blocks(paths))
-    for counts in map_blocks(_count_tokens, texts, workers):
-        counter.update(counts)
+    with map_blocks(_count_tokens, texts, workers) as counted:
+        for counts in counted:
+            counter.update(counts)
     total = counter.counts.total() + counter.pruned_tokens
     log.info("pass 1/2 (count): %d tokens in %.1f s", total, time.perf_counter() - began)
     counter.warn_if_pruned(source)
@@ -87,14 +88,15 @@ def write_skipgram_store(
     numbers = LineNumbers()
     with TokenStoreWriter(path) as writer:
         log.info("pass 2/2 (encode): writing %s", path)
-        encoded = map_blocks(_encode_block, read_blocks(paths), workers, index=vocabulary.index)
-        for block, ids, lengths, kept in encoded:
-            _, starts, _ = numbers.number(lengths, block.continues, block.is_open)
-            before = position + np.cumsum(kept) - kept
-            writer.start_sentences(before[starts])
-            writer.append(ids)
-            read += int(lengths.sum())
-            position += len(ids)
+        blocks = read_blocks(paths)
+        with map_blocks(_encode_block, blocks, workers, index=vocabulary.index) as encoded:
+            for block, ids, lengths, kept in encoded:
+                _, starts, _ = numbers.number(lengths, block.continues, block.is_open)
+                before = position + np.cumsum(kept) - kept
+                writer.start_sentences(before[starts])
+                writer.append(ids)
+                read += int(lengths.sum())
+                position += len(ids)
         if read == 0:
             raise ValueError("the corpus is empty: no tokens were read; check the path.")
         if position == 0:
@@ -147,4 +149,4 @@ def skipgram_store(
         write_skipgram_store(target, paths, vocab, {**info, "workers": processes}, timings,
                              processes)
 
-    return open_or_build(path, build)
+    return open_or_build(path, build, paths)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from nslightning.atomic import atomic_write
-from nslightning.data.corpus import cache_dir
+from nslightning.data.corpus import CorpusWarning, cache_dir
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent builds each write a whole store
+except ImportError:  # Windows: no lock, so runs must not build one corpus's store at once
     fcntl = None  # type: ignore[assignment]
 from nslightning.data.token_store import FORMAT_VERSION, DamagedStoreError, TokenStore
 
@@ -87,29 +87,65 @@ def _try_open(path: Path, damaged: list[str]) -> TokenStore | None:
         return None
     with contextlib.suppress(OSError):
         for note in _notes(path).read_text(encoding="utf-8").split("\n\n"):
-            warnings.warn(f"{note} (when its token store was built)", stacklevel=4)
+            warnings.warn(f"{note} (when its token store was built)", CorpusWarning,
+                          stacklevel=4)
     return store
 
 
 def _build(path: Path, build: Callable[[Path], None]) -> None:
-    """Runs ``build``; its warnings (invalid UTF-8, pruned counts) are shown and kept beside
-    the store, so that runs which only open it show them too."""
+    """Runs ``build``. Its corpus warnings (:class:`~nslightning.data.corpus.CorpusWarning`:
+    invalid UTF-8, pruned counts) are shown, also when the build fails, and kept beside a
+    completed store so that runs which only open it show them too; other warnings pass
+    through as they were."""
     _notes(path).unlink(missing_ok=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        build(path)
-    notes = list(dict.fromkeys(str(warning.message) for warning in caught))
-    if notes:
-        with contextlib.suppress(OSError), atomic_write(_notes(path), "w",
-                                                         encoding="utf-8") as handle:
-            handle.write("\n\n".join(notes))
-    for note in notes:
-        warnings.warn(note, stacklevel=4)
+    completed = False
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CorpusWarning)
+            build(path)
+        completed = True
+    finally:
+        notes = list(dict.fromkeys(
+            str(w.message) for w in caught if issubclass(w.category, CorpusWarning)
+        ))
+        for other in caught:
+            if not issubclass(other.category, CorpusWarning):
+                warnings.warn_explicit(other.message, other.category, other.filename,
+                                       other.lineno)
+        if completed and notes:
+            with contextlib.suppress(OSError), atomic_write(_notes(path), "w",
+                                                             encoding="utf-8") as handle:
+                handle.write("\n\n".join(notes))
+        for note in notes:
+            warnings.warn(note, CorpusWarning, stacklevel=4)
 
 
-def open_or_build(path: Path, build: Callable[[Path], None]) -> TokenStore:
+def _build_unchanged(path: Path, build: Callable[[Path], None], sources: list[Path]) -> None:
+    """Builds, and refuses the store if a corpus file changed meanwhile (its passes would
+    disagree, and the store would be named after the old version)."""
+    before = files_fingerprint(sources)
+    try:
+        _build(path, build)
+    except Exception as error:
+        if files_fingerprint(sources) != before:
+            raise ValueError(_CHANGED) from error
+        raise
+    if files_fingerprint(sources) != before:
+        path.unlink(missing_ok=True)
+        raise ValueError(_CHANGED)
+
+
+_CHANGED = ("a corpus file changed while its token store was being built; run again once the "
+            "corpus is complete.")
+
+
+def open_or_build(
+    path: Path, build: Callable[[Path], None], sources: list[Path] | None = None
+) -> TokenStore:
     """Opens the store at ``path``, building it first with ``build(path)`` if it is missing or
-    damaged (with a warning that says so).
+    damaged (with a warning that says so); a change to a file of ``sources`` during the build
+    is an error.
 
     ``build`` must write ``path`` atomically (:class:`~nslightning.data.token_store.
     TokenStoreWriter` does).
@@ -132,10 +168,11 @@ def open_or_build(path: Path, build: Callable[[Path], None]) -> TokenStore:
                     stacklevel=3,
                 )
                 path.unlink(missing_ok=True)
-            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by killed builders
-                stale.unlink(missing_ok=True)
+            if fcntl is not None:  # holding the lock: temporary files are killed builders'
+                for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                    stale.unlink(missing_ok=True)
             log.info("building the token store %s", path)
-            _build(path, build)
+            _build_unchanged(path, build, sources or [])
     except OSError as error:
         if error.errno in _NO_SPACE:
             raise OSError(

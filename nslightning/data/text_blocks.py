@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nslightning.data.corpus import open_binary
+from nslightning.data.corpus import CorpusWarning, open_binary
 
 BLOCK_BYTES = 1 << 22
 _WHITESPACE = (b" ", b"\t", b"\r", b"\x0b", b"\x0c")
@@ -72,6 +72,7 @@ def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tup
         warnings.warn(
             f"{path}: {tally[1]} invalid UTF-8 byte sequence(s) on {tally[0]} line(s) were "
             "replaced by U+FFFD; re-encode the file as UTF-8 to silence this.",
+            CorpusWarning,
             stacklevel=2,
         )
 

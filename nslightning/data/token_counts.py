@@ -6,6 +6,8 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable
 
+from nslightning.data.corpus import CorpusWarning
+
 DEFAULT_COUNT_LIMIT = 4_000_000
 
 
@@ -53,5 +55,6 @@ class TokenCounter:
                 f"({self.pruned_types} pruned entries, {self.pruned_tokens} occurrences), as "
                 "gensim's max_vocab_size does: counts of rare tokens are lower bounds. Raise "
                 "--data.count_limit (about 100 bytes per token) for exact counts.",
+                CorpusWarning,
                 stacklevel=2,
             )
