@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2
 
 BLOCK = 32 * 1024
@@ -62,13 +64,34 @@ class OfflineRun:
         return {key for row in self.history for key in row}
 
 
+def finished_records(path: Path, timeout: float = 30.0) -> list[Any]:
+    """The records of a run file, once W&B's service has written its ``exit`` record.
+
+    ``wandb.finish()`` can return before the service process has flushed the last records
+    (the end-of-epoch metrics) to the file: reading it then sees a run without them.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records = []
+        try:
+            for payload in payloads(path):
+                record = wandb_internal_pb2.Record()
+                record.ParseFromString(payload)
+                records.append(record)
+        except DecodeError:  # a record being written
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def read_offline_run(run_dir: Path) -> OfflineRun:
-    """Parses ``run_dir/run-*.wandb``."""
+    """Parses ``run_dir/run-*.wandb`` (waiting for the run's last records)."""
     (path,) = run_dir.glob("run-*.wandb")
     run = OfflineRun()
-    for payload in payloads(path):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.run_id = record.run.run_id
