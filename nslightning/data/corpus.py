@@ -105,29 +105,78 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """Yields the decoded lines of one (possibly compressed) file, without line endings."""
-    bad_lines = 0
-    replaced = 0
+BLOCK_BYTES = 1 << 22
+_WHITESPACE = (b" ", b"\t", b"\r", b"\x0b", b"\x0c")
+
+
+def _decode(raw: bytes, path: Path, tally: list[int]) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pieces = []
+        for line in raw.split(b"\n"):
+            try:
+                pieces.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                text = line.decode("utf-8", errors="replace")
+                tally[0] += 1
+                tally[1] += text.count("\ufffd") - line.count("\ufffd".encode())
+                pieces.append(text)
+        return "\n".join(pieces)
+
+
+def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[str, bool]]:
+    """Yields ``(text, open)``: the decoded text of one file in blocks of about ``block_bytes``
+    (default :data:`BLOCK_BYTES`).
+
+    A block ends at a line end, or, inside a line longer than a block, at white space; ``open``
+    is then ``True`` (the line goes on in the next block). Bytes that are not UTF-8 are
+    replaced by U+FFFD, with one warning per file that counts them.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    tally = [0, 0]  # lines with invalid bytes, replaced sequences
+    pending = b""
+    is_open = False
     try:
         with open_binary(path) as handle:
-            for raw in handle:
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    line = raw.decode("utf-8", errors="replace")
-                    bad_lines += 1
-                    replaced += line.count("\ufffd") - raw.count("\ufffd".encode())
-                yield line.rstrip("\r\n")
+            while chunk := handle.read(block_bytes):
+                data = pending + chunk if pending else chunk
+                cut = data.rfind(b"\n") + 1
+                is_open = cut == 0
+                if is_open:
+                    cut = max(data.rfind(space) for space in _WHITESPACE) + 1
+                if cut == 0:  # no line end nor white space yet: a very long token
+                    pending = data
+                    continue
+                pending = data[cut:]
+                yield _decode(data[:cut], path, tally), is_open
+            if pending or is_open:  # the file's last line, or the end of an open one
+                yield _decode(pending, path, tally), False
     except (OSError, EOFError) as error:
         raise OSError(f"cannot read corpus file {path}: {error}") from error
-    if bad_lines:
+    if tally[0]:
         warnings.warn(
-            f"{path}: {replaced} invalid UTF-8 byte sequence(s) on {bad_lines} line(s) were "
+            f"{path}: {tally[1]} invalid UTF-8 byte sequence(s) on {tally[0]} line(s) were "
             "replaced by U+FFFD; re-encode the file as UTF-8 to silence this.",
             CorpusWarning,
             stacklevel=2,
         )
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """Yields the decoded lines of one (possibly compressed) file, without line endings.
+
+    Lines end at ``\\n`` only; invalid UTF-8 is replaced as :func:`read_text_blocks` says.
+    """
+    partial = ""  # the beginning of a line longer than a block
+    for text, is_open in read_text_blocks(path):
+        lines = text.split("\n")
+        if len(lines) > 1 and text.endswith("\n"):
+            lines.pop()
+        lines[0] = partial + lines[0]
+        partial = lines.pop() if is_open else ""
+        for line in lines:
+            yield line.rstrip("\r")
 
 
 def read_sentences(source: str | os.PathLike[str]) -> Iterator[list[str]]:

@@ -1,15 +1,14 @@
-"""A corpus read in large blocks of tokenised lines: the streaming input of the token store.
+"""A corpus as blocks of tokenised lines: the streaming input of the token store's passes.
 
-Reading a line at a time costs a Python round trip per line; these readers decode a few MiB at
-once, split them into lines (at ``\\n`` only, as :func:`~nslightning.data.corpus.read_lines`) and
-lines into whitespace tokens, and number the non-empty lines across the whole corpus. A line
-longer than a block (a whole corpus on one line, as text8) is cut at white space and its pieces
-keep one line number, so memory stays bounded by the block size.
+Reading a line at a time costs a Python round trip per line; the passes take a few MiB at once
+(:func:`~nslightning.data.corpus.read_text_blocks`), split them into lines (at ``\\n`` only)
+and lines into whitespace tokens, and number the non-empty lines across the whole corpus. A
+line longer than a block (a whole corpus on one line, as text8) is cut at white space and its
+pieces keep one line number, so memory stays bounded by the block size.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -17,64 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nslightning.data.corpus import CorpusWarning, open_binary
-
-BLOCK_BYTES = 1 << 22
-_WHITESPACE = (b" ", b"\t", b"\r", b"\x0b", b"\x0c")
-
-
-def _decode(raw: bytes, path: Path, tally: list[int]) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pieces = []
-        for line in raw.split(b"\n"):
-            try:
-                pieces.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                text = line.decode("utf-8", errors="replace")
-                tally[0] += 1
-                tally[1] += text.count("\ufffd") - line.count("\ufffd".encode())
-                pieces.append(text)
-        return "\n".join(pieces)
-
-
-def read_text_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[str, bool]]:
-    """Yields ``(text, open)``: the decoded text of one file in blocks of about ``block_bytes``
-    (default :data:`BLOCK_BYTES`).
-
-    A block ends at a line end, or, inside a line longer than a block, at white space; ``open``
-    is then ``True`` (the line goes on in the next block). Invalid UTF-8 is replaced by U+FFFD,
-    with one warning per file that counts it, as :func:`~nslightning.data.corpus.read_lines`.
-    """
-    block_bytes = block_bytes or BLOCK_BYTES
-    tally = [0, 0]  # lines with invalid bytes, replaced sequences
-    pending = b""
-    is_open = False
-    try:
-        with open_binary(path) as handle:
-            while chunk := handle.read(block_bytes):
-                data = pending + chunk if pending else chunk
-                cut = data.rfind(b"\n") + 1
-                is_open = cut == 0
-                if is_open:
-                    cut = max(data.rfind(space) for space in _WHITESPACE) + 1
-                if cut == 0:  # no line end nor white space yet: a very long token
-                    pending = data
-                    continue
-                pending = data[cut:]
-                yield _decode(data[:cut], path, tally), is_open
-            if pending or is_open:  # the file's last line, or the end of an open one
-                yield _decode(pending, path, tally), False
-    except (OSError, EOFError) as error:
-        raise OSError(f"cannot read corpus file {path}: {error}") from error
-    if tally[0]:
-        warnings.warn(
-            f"{path}: {tally[1]} invalid UTF-8 byte sequence(s) on {tally[0]} line(s) were "
-            "replaced by U+FFFD; re-encode the file as UTF-8 to silence this.",
-            CorpusWarning,
-            stacklevel=2,
-        )
+from nslightning.data.corpus import read_text_blocks
 
 
 @dataclass(frozen=True)

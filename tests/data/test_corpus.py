@@ -65,3 +65,18 @@ def test_builtin_wikipedia_sample_is_cached() -> None:
     assert len(sentences) == 106
     assert 440_000 < sum(map(len, sentences)) < 470_000
     assert sentences[0][:3] == ["anarchism", "is", "political"]
+
+
+@pytest.mark.parametrize("block_bytes", [3, 7, 64, 1 << 22])
+def test_lines_are_the_same_whatever_the_block_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    import nslightning.data.corpus as corpus
+
+    monkeypatch.setattr(corpus, "BLOCK_BYTES", block_bytes)
+    text = "one two\r\n\n  three\tfour  \n" + "long " * 50 + "\nzèbre café\nno end  "
+    path = write(tmp_path / "text.txt", text)
+    expected = [line.rstrip("\r") for line in text.split("\n")]
+    assert list(corpus.read_lines(path)) == expected
+    (tmp_path / "ends.txt").write_text("a\nb\n", encoding="utf-8")
+    assert list(corpus.read_lines(tmp_path / "ends.txt")) == ["a", "b"]

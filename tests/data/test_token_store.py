@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 import nslightning.data.block_workers as block_workers
-import nslightning.data.text_blocks as text_blocks
+import nslightning.data.corpus as corpus_files
 from nslightning.data import (
     LanguageModelDataModule,
     SkipGramDataModule,
@@ -96,7 +96,7 @@ def test_blocks_give_the_lines_of_read_sentences(tmp_path: Path, block_bytes: in
 def test_an_open_last_line_is_closed_at_the_end_of_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
-    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", 4)
+    monkeypatch.setattr(corpus_files, "BLOCK_BYTES", 4)
     monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     (tmp_path / "a.txt").write_text("a b c d e ", encoding="utf-8")  # no line end
     (tmp_path / "b.txt").write_text("f g\n", encoding="utf-8")
@@ -111,7 +111,7 @@ def test_an_open_last_line_is_closed_at_the_end_of_its_file(
 def test_skipgram_store_equals_the_in_memory_encoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, workers: int
 ) -> None:
-    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(corpus_files, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.txt").write_text(messy_text(1), encoding="utf-8")
@@ -151,7 +151,7 @@ def reference_lm_sections(
 def test_language_model_store_splits_and_encodes_as_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, workers: int
 ) -> None:
-    monkeypatch.setattr(text_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(corpus_files, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(block_workers, "PARALLEL_BYTES", 0)
     path = tmp_path / "text.txt"
     path.write_text(messy_text(4, lines=300), encoding="utf-8")

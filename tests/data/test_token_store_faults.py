@@ -20,7 +20,7 @@ WORKER = """
 import logging, sys, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 import nslightning.data.block_workers as block_workers
-import nslightning.data.text_blocks as text_blocks
+import nslightning.data.corpus as corpus_files
 import nslightning.data.token_store as token_store
 from nslightning.data import skipgram_store
 
@@ -28,7 +28,7 @@ from nslightning.data import skipgram_store
 # each written slowly, so that pass 2 lasts about 2 s and a signal or a second process
 # reliably meets it half-way.
 block_workers.PARALLEL_BYTES = 0
-text_blocks.BLOCK_BYTES = 1 << 20
+corpus_files.BLOCK_BYTES = 1 << 20
 append = token_store.TokenStoreWriter.append
 def slow_append(self, ids, section=0):
     append(self, ids, section)
@@ -100,13 +100,15 @@ def test_a_build_stopped_during_pass_2_leaves_no_store_a_later_run_trusts(
     assert worker.poll() is None
     worker.send_signal(signum)
     assert worker.wait(timeout=60) != 0
-    assert leftover_workers() == []  # the pool's processes end with it
+    assert worker.stderr is not None
+    said = worker.stderr.read()  # for the messages below
+    assert leftover_workers() == [], said  # the pool's processes end with it
     built, temporary = stores(cache)
-    assert built == []
+    assert built == [], said
     if signum == signal.SIGINT:
-        assert temporary == []  # KeyboardInterrupt cleans up
+        assert temporary == [], said  # KeyboardInterrupt cleans up
     else:
-        assert temporary  # the half-written file stays, under a temporary name
+        assert temporary, said  # the half-written file stays, under a temporary name
     rerun = start(big_corpus, cache)
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
