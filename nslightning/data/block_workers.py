@@ -69,12 +69,14 @@ def worker_count(requested: int | None, paths: list[Path]) -> int:
     return requested if requested is not None else min(usable_cpus(), MAX_WORKERS)
 
 
-def _start_worker(shared: dict[str, Any]) -> None:
+def _start_worker(shared: dict[str, Any], parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent alone handles it and ends the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not a handler inherited from the parent
     with contextlib.suppress(OSError, AttributeError):  # die with the parent, even by SIGKILL
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died (interrupted while forking) before the prctl
+        os._exit(0)
     _context.clear()
     _context.update(shared)
 
@@ -115,7 +117,7 @@ def map_blocks(
         try:
             pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"),
-                initializer=_start_worker, initargs=(shared,),
+                initializer=_start_worker, initargs=(shared, os.getpid()),
             )
         except OSError as error:  # no /dev/shm for the pool's queues, say
             log.warning("cannot start %d worker processes (%s); reading in this one", workers,
