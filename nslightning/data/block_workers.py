@@ -53,6 +53,12 @@ def usable_cpus() -> int:
     return count
 
 
+def check_workers(requested: int | None) -> None:
+    """Raises ``ValueError`` unless ``requested`` is ``None`` or at least 1."""
+    if requested is not None and requested < 1:
+        raise ValueError(f"store_workers must be >= 1 or None (one per CPU), got {requested}.")
+
+
 def worker_count(requested: int | None, paths: list[Path]) -> int:
     """How many processes read ``paths``: ``requested`` (``None``: one per usable CPU, at most
     :data:`MAX_WORKERS`), or 1 below :data:`PARALLEL_BYTES` or off Linux.
@@ -60,8 +66,7 @@ def worker_count(requested: int | None, paths: list[Path]) -> int:
     Raises:
         ValueError: ``requested < 1``.
     """
-    if requested is not None and requested < 1:
-        raise ValueError(f"store_workers must be >= 1 or None (one per CPU), got {requested}.")
+    check_workers(requested)
     if not sys.platform.startswith("linux"):  # fork is missing (Windows) or unsafe (macOS)
         return 1
     if sum(path.stat().st_size for path in paths) < PARALLEL_BYTES:

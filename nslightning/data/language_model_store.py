@@ -10,7 +10,6 @@ order of its lines, so a split is one slice of the store.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from array import array
@@ -21,7 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nslightning.data.block_workers import context, map_blocks, worker_count
+from nslightning.data.block_workers import (
+    check_workers,
+    context,
+    map_blocks,
+    worker_count,
+)
 from nslightning.data.corpus import resolve_paths
 from nslightning.data.language_model_text import (
     EOS,
@@ -179,7 +183,7 @@ def language_model_store(
             vocabulary without ``<unk>`` and ``<eos>``.
     """
     check_vocabulary_size(text.min_count, text.max_size)
-    worker_count(workers, [])  # check it before any work
+    check_workers(workers)
     sources = [text.corpus] if text.is_split else [text.corpus, text.val_corpus, text.test_corpus]
     paths = [resolve_paths(source) for source in sources if source is not None]
     given = Vocabulary.load(vocabulary) if vocabulary is not None else None
@@ -188,7 +192,7 @@ def language_model_store(
         settings["split"] = [text.val_fraction, text.test_fraction, text.split_seed]
     if given is not None:
         check_specials(given)
-        settings["vocabulary_sha256"] = hashlib.sha256(given.to_text().encode()).hexdigest()
+        settings["vocabulary_sha256"] = given.checksum()
     else:
         settings["vocabulary"] = [text.min_count, text.max_size, text.count_limit]
     path = store_path("lm", {"files": [files_fingerprint(p) for p in paths], **settings})

@@ -9,7 +9,6 @@ in-memory encoding of the same corpus.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -20,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nslightning.data.block_workers import context, map_blocks, worker_count
+from nslightning.data.block_workers import (
+    check_workers,
+    context,
+    map_blocks,
+    worker_count,
+)
 from nslightning.data.corpus import resolve_paths
 from nslightning.data.store_cache import files_fingerprint, open_or_build, store_path
 from nslightning.data.text_blocks import LineNumbers, RawBlock, read_blocks, split_block
@@ -129,11 +133,11 @@ def skipgram_store(
             :func:`~nslightning.data.block_workers.worker_count`); the store is the same.
     """
     paths = resolve_paths(source)
-    worker_count(workers, [])  # check it before any work
+    check_workers(workers)
     given = Vocabulary.load(vocabulary) if vocabulary is not None else None
     if given is not None:
         settings: dict[str, object] = {
-            "vocabulary_sha256": hashlib.sha256(given.to_text().encode()).hexdigest()
+            "vocabulary_sha256": given.checksum()
         }
     else:
         settings = {"min_count": min_count, "max_size": max_size, "count_limit": count_limit}

@@ -10,10 +10,11 @@ only the vocabulary is held in RAM. Layout of a store file::
     vocab    the vocabulary, ``token<TAB>count`` lines in id order (UTF-8)
 
 The header's size and checksums are checked on every open, and the CRC-32 of everything after
-the header on the first open of each version of the file (a ``.verified`` file beside it
-records the inode, size and modification time that passed), so a truncated or damaged file is
-refused (:class:`DamagedStoreError`). A store is written under a temporary name and renamed
-when complete (:class:`TokenStoreWriter`): readers never see half of one.
+the header once per version of the file (a ``.verified`` file beside it records the inode,
+size and modification time that passed; the writer records the file it wrote), so a
+truncated or damaged file is refused (:class:`DamagedStoreError`). A store is written under a
+temporary name and renamed when complete (:class:`TokenStoreWriter`): readers never see half
+of one.
 """
 
 from __future__ import annotations
@@ -121,13 +122,10 @@ class TokenStore:
                 raise DamagedStoreError(
                     f"{actual} bytes after the header, {meta['payload_bytes']} expected"
                 )
-            marker = path.with_name(path.name + ".verified")
-            version = f"{stat.st_ino} {stat.st_size} {stat.st_mtime_ns} {meta['crc32']}"
-            if _read_marker(marker) != version:
+            if _read_marker(path) != _version(stat, meta["crc32"]):
                 if _checksum(handle) != meta["crc32"]:
                     raise DamagedStoreError("checksum mismatch")
-                with contextlib.suppress(OSError), atomic_write(marker, "w") as out:
-                    out.write(version)
+                _mark_verified(path, stat, meta["crc32"])
             handle.seek(HEADER_BYTES + meta["vocabulary_offset"])
             vocabulary_text = handle.read(meta["vocabulary_bytes"]).decode("utf-8")
             num_tokens, num_sentences = meta["num_tokens"], meta["num_sentences"]
@@ -164,11 +162,25 @@ def _read_header(handle: IO[bytes]) -> dict[str, Any]:
     return meta
 
 
-def _read_marker(marker: Path) -> str | None:
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _version(stat: os.stat_result, crc: int) -> str:
+    """What identifies one version of a store file whose checksum was found right."""
+    return f"{stat.st_ino} {stat.st_size} {stat.st_mtime_ns} {crc}"
+
+
+def _read_marker(path: Path) -> str | None:
     try:
-        return marker.read_text()
+        return _marker(path).read_text()
     except OSError:
         return None
+
+
+def _mark_verified(path: Path, stat: os.stat_result, crc: int) -> None:
+    with contextlib.suppress(OSError), atomic_write(_marker(path), "w") as out:
+        out.write(_version(stat, crc))
 
 
 def _checksum(handle: IO[bytes]) -> int:
@@ -291,5 +303,7 @@ class TokenStoreWriter:
                    + zlib.crc32(encoded).to_bytes(4, "little") + encoded)
         main.flush()
         os.fsync(main.fileno())
+        written = os.fstat(main.fileno())  # a rename keeps the inode, size and mtime
         main.close()
         os.replace(self._temps[0], self.path)
+        _mark_verified(self.path, written, self._crc)  # the CRC of what was just written

@@ -105,6 +105,11 @@ class Vocabulary:
             digest.update(token.encode("utf-8") + b"\n")
         return digest.hexdigest()
 
+    def checksum(self) -> str:
+        """SHA-256 of the tokens and their counts (:meth:`to_text`): equal checksums mean
+        equal vocabularies."""
+        return hashlib.sha256(self.to_text().encode("utf-8")).hexdigest()
+
     @property
     def total_count(self) -> int:
         """Number of corpus tokens that the vocabulary covers."""
