@@ -1,11 +1,26 @@
-"""Shared fixtures: a small seeded corpus with structure, and an isolated cache."""
+"""Shared fixtures: a small seeded corpus with structure, and an isolated cache; the
+property tests' hypothesis settings."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run the same cases for a given commit (derandomize: reproducible in CI), keep
+# no example database, and put hypothesis's caches outside the repository.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "nslightning-hypothesis")
+)
+settings.register_profile(
+    "nslightning", deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("nslightning")
 
 TOPICS = {
     "animals": ["cat", "dog", "horse", "cow", "sheep", "goat", "mouse", "bird"],

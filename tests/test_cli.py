@@ -31,15 +31,17 @@ def test_fit_trains_evaluates_logs_and_exports(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     main(["fit", *tiny_args(topic_corpus_file)])
-    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/skipgram/vectors.txt"))
+    vectors = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "outputs/skipgram/logs/version_0/vectors.txt")
+    )
     assert len(vectors) == 32 and vectors.vector_size == 8
-    assert (tmp_path / "outputs/skipgram/vectors.txt.vocab.tsv").exists()
+    assert (tmp_path / "outputs/skipgram/logs/version_0/vectors.txt.vocab.tsv").exists()
     metrics_file = next((tmp_path / "outputs/skipgram/logs").glob("version_*/metrics.csv"))
     with open(metrics_file, encoding="utf-8") as handle:
         columns = set(next(csv.reader(handle)))
     assert {"train/loss", "train/lr", "train/words_per_s", "val/ws353", "val/simlex",
             "val/analogy"} <= columns
-    assert next((tmp_path / "outputs/skipgram/logs").glob("version_*/checkpoints/*.ckpt"))
+    assert (tmp_path / "outputs/skipgram/logs/version_0/checkpoints/last.ckpt").exists()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,7 @@ def test_optimizer_swap_trains(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap])
-    assert (tmp_path / "outputs/skipgram/vectors.txt").exists()
+    assert (tmp_path / "outputs/skipgram/logs/version_0/vectors.txt").exists()
 
 
 @pytest.mark.parametrize("optimizer", ["torch.optim.Adam", "torch.optim.Adagrad"])
@@ -184,7 +186,7 @@ def test_contrastive_config_trains_on_the_lee_relation(
     assert {"train/loss", "train/lam", "val/mrr", "val/mean_rank", "val/map", "val/hits@10",
             "val/lee_pearson", "val/lee_spearman", "sampler/hit_rate"} <= columns
     documents = KeyedVectors.load_word2vec_format(
-        str(tmp_path / "outputs/contrastive/documents.txt")
+        str(tmp_path / "outputs/contrastive/logs/version_0/documents.txt")
     )
     assert len(documents) == 350 and "lee:49" in documents and documents.vector_size == 8
 
@@ -203,7 +205,9 @@ def test_pairs_config_trains_on_a_user_file(
     )])
     columns = metric_columns(tmp_path / "outputs/pairs/logs")
     assert {"train/loss", "val/mrr", "val/map", "val/mean_rank"} <= columns
-    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/pairs/vectors.txt"))
+    vectors = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "outputs/pairs/logs/version_0/vectors.txt")
+    )
     assert len(vectors) == 40 and vectors.vector_size == 8
 
 

@@ -38,7 +38,7 @@ def test_fit_keeps_the_best_checkpoint_and_test_reports_the_perplexity(tmp_path,
     assert any(row["train/loss"] for row in rows)
     validation = [float(row["val/ppl"]) for row in rows if row.get("val/ppl")]
     assert len(validation) == 2
-    best = tmp_path / "outputs/lm/checkpoints/best.ckpt"
+    best = tmp_path / "outputs/lm/logs/version_0/checkpoints/best.ckpt"
     assert best.exists()
     main(lm_args("test", corpus, "--ckpt_path", str(best)))
     tested = [float(row["test/ppl"]) for row in logged(tmp_path / "outputs/lm/logs")

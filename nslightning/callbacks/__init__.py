@@ -7,6 +7,7 @@ from nslightning.callbacks.document_similarity import (
 )
 from nslightning.callbacks.embedding_projector import EmbeddingProjector
 from nslightning.callbacks.export import Word2VecExport
+from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.callbacks.throughput import Throughput
 from nslightning.callbacks.word2vec_format import save_word2vec_format
 from nslightning.callbacks.word_vector_evaluation import (
@@ -18,6 +19,7 @@ from nslightning.callbacks.word_vector_evaluation import (
 
 __all__ = [
     "EmbeddingProjector",
+    "GlobalRandomState",
     "LeeDocumentSimilarity",
     "Throughput",
     "Word2VecExport",

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from nslightning.callbacks.word2vec_format import save_word2vec_format
 from nslightning.data.vocabulary import Vocabulary
+from nslightning.run_folders import RUN_DIR, run_dir
 
 
 class Word2VecExport(pl.Callback):
@@ -21,25 +22,54 @@ class Word2VecExport(pl.Callback):
     ``vocabularies()``. Also writes the vocabulary (``token<TAB>count``) beside the vectors, so
     that training can resume with the same ids. Runs once, on rank 0; writes are atomic.
 
+    ``{run_dir}`` in a path is the run's own folder (``<save_dir>/<name>/version_N`` of its
+    logger, see :func:`~nslightning.run_folders.run_dir`), so that no run replaces another's
+    vectors (a resumed W&B run, which keeps its folder, replaces its own). A path without it
+    is refused when the file already exists, before training starts and again when writing
+    (another run may have written it meanwhile), unless ``overwrite``.
+
     Args:
         path: vectors file (``.txt`` text, or ``.bin`` with ``binary=True``).
         binary: word2vec's binary format.
         vocabulary_path: where to save the vocabulary; ``<path>.vocab.tsv`` by default.
         table: which table to export; the task's first (skip-gram's ``words``, the contrastive
             task's ``anchors``) when ``None``.
+        overwrite: replace existing files.
     """
 
     def __init__(
         self,
-        path: str = "outputs/vectors.txt",
+        path: str = "{run_dir}/vectors.txt",
         binary: bool = False,
         vocabulary_path: str | None = None,
         table: str | None = None,
+        overwrite: bool = False,
     ) -> None:
-        self.path = Path(path)
+        self.path_template = path
+        self.vocabulary_template = vocabulary_path or f"{path}.vocab.tsv"
         self.binary = binary
-        self.vocabulary_path = Path(vocabulary_path or f"{path}.vocab.tsv")
         self.table = table
+        self.overwrite = overwrite
+
+    def paths(self, trainer: pl.Trainer | None) -> tuple[Path, Path]:
+        """The ``(vectors, vocabulary)`` files, with ``{run_dir}`` filled in."""
+        folder = str(run_dir(trainer)) if trainer is not None else "."
+        return (
+            Path(self.path_template.replace(RUN_DIR, folder)),
+            Path(self.vocabulary_template.replace(RUN_DIR, folder)),
+        )
+
+    @property
+    def replaces(self) -> bool:
+        """Whether existing files are replaced: with ``overwrite``, or in the run's folder."""
+        return self.overwrite or RUN_DIR in self.path_template + self.vocabulary_template
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.replaces:
+            for path in self.paths(trainer):
+                if path.exists():
+                    raise FileExistsError(already_exported(path))
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -49,9 +79,22 @@ class Word2VecExport(pl.Callback):
         name, vectors, vocabulary = embedding_table(
             trainer, pl_module, self.table, "Word2VecExport"
         )
-        save_word2vec_format(self.path, vocabulary.tokens, vectors, self.binary)
-        vocabulary.save(self.vocabulary_path)
-        rank_zero_info(f"Saved {len(vocabulary)} {name} vectors to {self.path}")
+        path, vocabulary_path = self.paths(trainer)
+        try:
+            save_word2vec_format(
+                path, vocabulary.tokens, vectors, self.binary, replace=self.replaces
+            )
+            vocabulary.save(vocabulary_path, replace=self.replaces)
+        except FileExistsError as error:
+            raise FileExistsError(already_exported(Path(error.filename or path))) from None
+        rank_zero_info(f"Saved {len(vocabulary)} {name} vectors to {path}")
+
+
+def already_exported(path: Path) -> str:
+    return (
+        f"{path} exists (written by another run); Word2VecExport does not replace it. Put "
+        "'{run_dir}/' in its path (the default) for one file per run, or pass overwrite: true."
+    )
 
 
 def embedding_table(

@@ -16,6 +16,7 @@ def save_word2vec_format(
     tokens: Sequence[str],
     vectors: Tensor | np.ndarray,
     binary: bool = False,
+    replace: bool = True,
 ) -> None:
     """Writes vectors as word2vec.c does; ``gensim.models.KeyedVectors.load_word2vec_format``
     reads the file back.
@@ -29,6 +30,9 @@ def save_word2vec_format(
         tokens: ``V`` tokens without white space.
         vectors: ``(V, D)`` vectors.
         binary: binary format instead of text.
+        replace: replace an existing file; with ``False`` an existing file raises
+            ``FileExistsError`` (checked as the file is committed, so a concurrent writer
+            cannot be overwritten either).
     """
     array = np.asarray(vectors.detach().cpu() if isinstance(vectors, Tensor) else vectors)
     array = array.astype("<f4", copy=False)
@@ -39,7 +43,7 @@ def save_word2vec_format(
     for token in tokens:
         if not token or any(ch.isspace() for ch in token):
             raise ValueError(f"token {token!r} is empty or contains white space; cannot export.")
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", replace=replace) as handle:
         handle.write(f"{array.shape[0]} {array.shape[1]}\n".encode())
         for token, row in zip(tokens, array, strict=True):
             if binary:

@@ -15,6 +15,8 @@ from gensim.test.utils import datapath
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from nslightning.loggers.steps import logging_step
+
 WORD_PAIR_SETS = {"ws353": "wordsim353.tsv", "simlex": "simlex999.txt"}
 ANALOGY_SET = "questions-words.txt"
 DEFAULT_PROBES = ("king", "france", "computer", "war", "music", "good")
@@ -128,7 +130,7 @@ class WordVectorEvaluation(pl.Callback):
             self._evaluate(trainer, pl_module)
             if trainer.logger is not None:
                 metrics = {f"val/{name}": value for name, value in self.last_results.items()}
-                trainer.logger.log_metrics(metrics, step=trainer.global_step)
+                trainer.logger.log_metrics(metrics, step=logging_step(trainer))
 
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Evaluates on rank 0 only and broadcasts the scores, so that every rank logs the same

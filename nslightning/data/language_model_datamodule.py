@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -15,6 +16,7 @@ from nslightning.data.language_model_text import EOS, UNK
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
 from nslightning.data.token_streams import TokenStreams, TokenWindow
+from nslightning.data.training_position import saved_position, training_position
 from nslightning.data.vocabulary import Vocabulary
 
 Split = Literal["train", "val", "test"]
@@ -95,6 +97,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
+        self._resume_at: tuple[int, int] | None = None  # (epoch, windows done) of a checkpoint
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
@@ -161,10 +164,25 @@ class LanguageModelDataModule(pl.LightningDataModule):
             self.ids(split), batch_size, self.bptt, rank=rank, world_size=world_size,
             name={"train": "training", "val": "validation", "test": "test"}[split],
         )
-        return DataLoader(streams, batch_size=None)
+        if split == "train" and self._resume_at is not None:
+            epoch, windows_done = self._resume_at
+            epochs: Any = trainer.fit_loop.epoch_progress.current if trainer else None
+            if epochs is not None and epoch == epochs.processed:  # the epoch about to start
+                streams.resume(windows_done)
+            self._resume_at = None
+        # generator: a new iterator draws its workers' seed from it, not from the global RNG
+        return DataLoader(streams, batch_size=None, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader[TokenWindow]:
         return self._loader("train", self.batch_size)
+
+    # --------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The position in the training text, so that a resumed run continues it."""
+        return {"position": training_position(self.trainer)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = saved_position(state_dict)
 
     def val_dataloader(self) -> DataLoader[TokenWindow]:
         return self._loader("val", self.eval_batch_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -19,6 +20,7 @@ from nslightning.data.pair_encoding import (
 )
 from nslightning.data.pair_files import LEE_DOC_WORDS, read_pairs
 from nslightning.data.rank_shards import EvaluationShard, RankBatchSampler
+from nslightning.data.training_position import saved_position, training_position
 from nslightning.data.vocabulary import Vocabulary
 
 
@@ -177,6 +179,7 @@ class PairDataModule(pl.LightningDataModule):
         self.eval_chunk_size = eval_chunk_size
         self.num_workers = num_workers
         self.seed = seed
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches done) of a checkpoint
         self._relation: Relation | None = None
 
     # --------------------------------------------------------------- the relation
@@ -271,15 +274,28 @@ class PairDataModule(pl.LightningDataModule):
         batches = RankBatchSampler(
             len(self.train_pairs), self.batch_size, self.shuffle, self.seed, rank, world_size
         )
-        # A resumed run starts from its epoch's order instead of replaying epoch 0's.
+        # A resumed run starts from its epoch's order (and position) instead of epoch 0's.
         batches.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
+        if self._resume_at is not None:
+            batches.resume(*self._resume_at)
+            self._resume_at = None
+        # generator: a new iterator draws its workers' seed from it, not from the global RNG
         return DataLoader(
             PairBatches(self.train_pairs),
             sampler=batches,
             batch_size=None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),
         )
+
+    # --------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The position in the epoch's batch order, so that a resumed run continues it."""
+        return {"position": training_position(self.trainer)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = saved_position(state_dict)
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         rank, world_size = self._rank()

@@ -16,6 +16,7 @@ import csv
 import math
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from nslightning.data.corpus import read_lines
@@ -77,7 +78,7 @@ def read_pairs(
         rows = csv.reader(lines, delimiter=delimiter)
     else:
         rows = csv.reader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE)
-    for number, row in enumerate(rows, start=1 + header):
+    for number, row in enumerate(_split_lines(rows, path, header), start=1 + header):
         if not row or all(not field.strip() for field in row):
             continue
         fields = [field.strip() for field in row]
@@ -99,6 +100,24 @@ def read_pairs(
     if not len(pairs):
         raise ValueError(f"pair file {path} holds no pairs; it is empty or only has a header.")
     return pairs.build()
+
+
+def _split_lines(rows: Iterator[list[str]], path: Path, header: bool) -> Iterator[list[str]]:
+    """The rows of a csv reader; a line it cannot split (a carriage return inside it, a field
+    over csv's size limit) is a ``ValueError`` naming the file and line."""
+    number = int(header)
+    while True:
+        number += 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ValueError(
+                f"{path}:{number}: cannot split the line into columns ({error}); line ends must "
+                f"be \\n or \\r\\n and ids at most {csv.field_size_limit()} characters long."
+            ) from None
+        yield row
 
 
 def _weight(text: str, path: Path, number: int, header: bool) -> float:

@@ -6,9 +6,76 @@ from collections.abc import Iterator, Sized
 from typing import Any, Generic, TypeVar
 
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, IterableDataset
 
 Item = TypeVar("Item")
+
+
+def rank_positions(count: int, shuffle: bool, seed: int, rank: int, world_size: int) -> Tensor:
+    """``(ceil(count / world_size),)`` int64 indices of rank ``rank``: the ``count`` indices
+    shuffled with ``seed`` (or in order), padded by wrapping around to a multiple of
+    ``world_size``, then every ``world_size``-th from ``rank`` (``DistributedSampler``'s rule)."""
+    if shuffle:
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(count)
+    per_rank = -(-count // world_size)
+    padded = order.repeat(-(-per_rank * world_size // count))
+    return padded[: per_rank * world_size][rank::world_size]
+
+
+def skipped_steps(resume_at: tuple[int, int] | None, epoch: int) -> int:
+    """How many steps of ``epoch`` a resumed run has done already (0 for any other epoch)."""
+    if resume_at is None or resume_at[0] != epoch:
+        return 0
+    return resume_at[1]
+
+
+class RankOrder(DistributedSampler[int]):
+    """Indices of a map-style dataset for one rank, in an order that depends only on
+    ``(seed, epoch)``, so that a run resumed from a checkpoint visits the same items.
+
+    Each epoch the ``count`` indices are shuffled with ``seed + epoch`` (or kept in order),
+    padded by wrapping around to a multiple of ``world_size``, and rank ``r`` takes positions
+    ``r, r + world_size, ...`` (see :func:`rank_positions`). Unlike a ``DataLoader``'s
+    ``shuffle=True``, the order does not draw from the global RNG. As a ``DistributedSampler``
+    Lightning leaves it in place and calls :meth:`set_epoch`.
+
+    Args:
+        count: number of items.
+        shuffle: shuffle each epoch (otherwise in order).
+        seed: base seed of the shuffle.
+        rank: this process's rank.
+        world_size: number of processes.
+    """
+
+    def __init__(
+        self, count: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if count < 1:
+            raise ValueError("no training items: the dataset is empty.")
+        super().__init__(
+            range(count),  # type: ignore[arg-type]  # only its length is read
+            num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+        )
+        self.count = count
+        self.per_rank = -(-count // world_size)
+        self._resume_at: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, steps_done: int) -> None:
+        """Starts the next pass over ``epoch``'s order after its first ``steps_done`` items."""
+        self._resume_at = (int(epoch), int(steps_done))
+
+    def __iter__(self) -> Iterator[int]:
+        mine = rank_positions(
+            self.count, self.shuffle, self.seed + self.epoch, self.rank, self.num_replicas
+        )
+        skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None
+        yield from mine[skip:].tolist()
+
+    def __len__(self) -> int:
+        return self.per_rank
 
 
 class RankBatchSampler(DistributedSampler[list[int]]):
@@ -51,16 +118,19 @@ class RankBatchSampler(DistributedSampler[list[int]]):
         self.count = count
         self.batch_size = batch_size
         self.per_rank = -(-count // world_size)
+        self._resume_at: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Starts the next pass over ``epoch``'s order after its first ``batches_done`` batches
+        (a run resumed from a checkpoint saved part-way through that epoch)."""
+        self._resume_at = (int(epoch), int(batches_done))
 
     def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.count, generator=generator)
-        else:
-            order = torch.arange(self.count)
-        padded = order.repeat(-(-self.per_rank * self.num_replicas // self.count))
-        mine = padded[: self.per_rank * self.num_replicas][self.rank :: self.num_replicas]
-        for start in range(0, self.per_rank, self.batch_size):
+        mine = rank_positions(
+            self.count, self.shuffle, self.seed + self.epoch, self.rank, self.num_replicas
+        )
+        skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None
+        for start in range(skip * self.batch_size, self.per_rank, self.batch_size):
             yield mine[start : start + self.batch_size].tolist()
 
     def __len__(self) -> int:

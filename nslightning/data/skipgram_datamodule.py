@@ -7,14 +7,17 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from nslightning.data.corpus import ENWIKI_SAMPLE
+from nslightning.data.rank_shards import RankOrder
 from nslightning.data.skipgram_store import skipgram_store
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
+from nslightning.data.training_position import saved_position, training_position
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
 from nslightning.random_stream import RandomStream
@@ -72,7 +75,8 @@ class SkipGramDataModule(pl.LightningDataModule):
         window: maximum window ``W``; each center draws its window uniformly in ``1..W``.
         sample: down-sampling threshold for frequent words (``None`` disables).
         batch_size: corpus tokens per training step.
-        shuffle: visit the chunks in a new random order each epoch.
+        shuffle: visit the chunks in a new order each epoch, drawn from ``(seed, epoch)``
+            (:class:`~nslightning.data.rank_shards.RankOrder`), so a resumed run repeats it.
         num_workers: DataLoader workers (chunks are views, so 0 is usually fastest).
         seed: seed of the subsampling and window draws. Each rank gets its own stream, derived
             from ``(seed, rank)`` and independent of the samplers' ``seed + rank`` streams.
@@ -120,6 +124,7 @@ class SkipGramDataModule(pl.LightningDataModule):
         self._store: TokenStore | None = None
         self._keep_prob: Tensor | None = None
         self._stream = RandomStream(seed, derive=window_stream_seed)
+        self._resume_at: tuple[int, int] | None = None  # (epoch, chunks done) of a checkpoint
 
     # --------------------------------------------------------------- corpus and vocabulary
     @property
@@ -160,11 +165,15 @@ class SkipGramDataModule(pl.LightningDataModule):
 
     # --------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """The window stream's state, so that a resumed run continues it."""
-        return self._stream.state_dict()
+        """The window stream's state and the position in the epoch's chunk order, so that a
+        resumed run continues both."""
+        return {"stream": self._stream.state_dict(), "position": training_position(self.trainer)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._stream.load_state_dict(state_dict)
+        if "stream" not in state_dict:  # a checkpoint from before positions were saved
+            state_dict = {"stream": state_dict}
+        self._stream.load_state_dict(state_dict["stream"])
+        self._resume_at = saved_position(state_dict)
 
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
@@ -173,12 +182,22 @@ class SkipGramDataModule(pl.LightningDataModule):
             self._keep_prob = keep_probabilities(self.counts, self.sample)
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        chunks = TokenChunks(self.store, self.batch_size)
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        order = RankOrder(len(chunks), self.shuffle, self.seed, rank, world_size)
+        order.set_epoch(trainer.current_epoch if trainer is not None else 0)
+        if self._resume_at is not None:
+            order.resume(*self._resume_at)
+            self._resume_at = None
+        # generator: a new iterator draws its workers' seed from it, not from the global RNG
         return DataLoader(
-            TokenChunks(self.store, self.batch_size),
+            chunks,
+            sampler=order,
             batch_size=None,
-            shuffle=self.shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

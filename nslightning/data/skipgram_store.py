@@ -25,7 +25,7 @@ from nslightning.data.block_workers import (
     map_blocks,
     worker_count,
 )
-from nslightning.data.corpus import resolve_paths
+from nslightning.data.corpus import open_binary, resolve_paths
 from nslightning.data.store_cache import files_fingerprint, open_or_build, store_path
 from nslightning.data.text_blocks import LineNumbers, RawBlock, read_blocks, split_block
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT, TokenCounter
@@ -50,6 +50,22 @@ def _encode_block(block: RawBlock) -> tuple[RawBlock, np.ndarray, np.ndarray, np
     pieces = len(lengths)
     kept = np.bincount(np.repeat(np.arange(pieces), lengths)[keep], minlength=pieces)
     return replace(block, text=""), ids[keep], lengths, kept
+
+
+def refuse_binary_files(paths: list[Path], sniff_bytes: int = 8000) -> None:
+    """Raises ``ValueError`` for a file whose first ``sniff_bytes`` (decompressed) hold a NUL
+    byte, as binary files (and UTF-16 text) do and UTF-8 text does not (git's test)."""
+    for path in paths:
+        try:
+            with open_binary(path) as handle:
+                head = handle.read(sniff_bytes)
+        except Exception:  # a corrupt file: the reader names the problem later
+            continue
+        if b"\x00" in head:
+            raise ValueError(
+                f"corpus file {path} is not text: its first bytes hold NUL bytes, as binary "
+                "files and UTF-16 text do; give UTF-8 text (plain, .gz or .bz2)."
+            )
 
 
 def count_vocabulary(
@@ -146,6 +162,7 @@ def skipgram_store(
             "settings": settings}
 
     def build(target: Path) -> None:
+        refuse_binary_files(paths)
         timings: dict[str, float] = {}
         processes = worker_count(workers, paths)
         vocab = given or count_vocabulary(paths, min_count, max_size, count_limit,

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nslightning.atomic import atomic_write
+from nslightning.atomic import atomic_write, set_new_file_mode
 from nslightning.data.vocabulary import Vocabulary
 
 MAGIC = b"NSLTOKS\x01"
@@ -302,6 +302,7 @@ class TokenStoreWriter:
         main.write(MAGIC + len(encoded).to_bytes(4, "little")
                    + zlib.crc32(encoded).to_bytes(4, "little") + encoded)
         main.flush()
+        set_new_file_mode(main.fileno(), self._temps[0])  # not mkstemp's 0o600
         os.fsync(main.fileno())
         written = os.fstat(main.fileno())  # a rename keeps the inode, size and mtime
         main.close()

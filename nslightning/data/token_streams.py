@@ -85,6 +85,7 @@ class TokenStreams(IterableDataset[TokenWindow]):
                 "longer text."
             )
         self.bptt = bptt
+        self._skip = 0
         self.streams = array[: streams * length].reshape(streams, length)[
             rank * batch_size : (rank + 1) * batch_size
         ]
@@ -92,9 +93,15 @@ class TokenStreams(IterableDataset[TokenWindow]):
     def __len__(self) -> int:
         return -(-(self.streams.shape[1] - 1) // self.bptt)
 
+    def resume(self, windows_done: int) -> None:
+        """The next pass starts after its first ``windows_done`` windows (a run resumed from a
+        checkpoint saved part-way through an epoch); later passes start at the beginning."""
+        self._skip = int(windows_done)
+
     def __iter__(self) -> Iterator[TokenWindow]:
         last = self.streams.shape[1] - 1
-        for start in range(0, last, self.bptt):
+        skip, self._skip = self._skip, 0
+        for start in range(skip * self.bptt, last, self.bptt):
             stop = min(start + self.bptt, last)
             rows = torch.from_numpy(self.streams[:, start : stop + 1].astype(np.int64))
             yield TokenWindow(rows[:, :-1], rows[:, 1:])

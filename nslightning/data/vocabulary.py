@@ -144,9 +144,10 @@ class Vocabulary:
             raise ValueError(f"vocabulary file {source} is empty.")
         return cls(tokens, counts)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes ``token<TAB>count`` lines in id order, atomically."""
-        with atomic_write(path, "w", encoding="utf-8") as handle:
+    def save(self, path: str | os.PathLike[str], replace: bool = True) -> None:
+        """Writes ``token<TAB>count`` lines in id order, atomically; with ``replace=False`` an
+        existing file raises ``FileExistsError``."""
+        with atomic_write(path, "w", replace=replace, encoding="utf-8") as handle:
             handle.write(self.to_text())
 
     @classmethod

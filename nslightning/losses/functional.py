@@ -146,9 +146,11 @@ def weighted_contrastive_loss(
         neg_weight = neg_weight * neg_mask
     if weights is not None:
         neg_weight = neg_weight * weights.unsqueeze(-1)
-    neg_terms = pointwise_loss(neg_scores, -1.0, loss, margin)
-    # where, not a product: a dropped slot's score (even inf/NaN) must not reach the sum
-    neg_terms = torch.where(neg_weight > 0, neg_terms * neg_weight, 0.0)
+    # where, not a product: a dropped slot's score (even inf/NaN) must not reach the sum, nor
+    # its gradient (hence also the where before ℓ: ℓ'(inf) * 0 would be NaN)
+    kept = neg_weight > 0
+    neg_terms = pointwise_loss(torch.where(kept, neg_scores, 0.0), -1.0, loss, margin)
+    neg_terms = torch.where(kept, neg_terms * neg_weight, 0.0)
     neg_total = neg_weight.sum()
     if reduce_total is not None:
         neg_total = reduce_total(neg_total)

@@ -201,6 +201,17 @@ class NegativeSampler(nn.Module, ABC):
             elif isinstance(child, nn.ModuleList):
                 yield from (c for c in child if isinstance(c, NegativeSampler))
 
+    def draws_from_items(self) -> bool:
+        """Whether every negative is drawn from the ``V`` items (with or without replacement),
+        so that asking for ``K >= V`` per row is a mistake: the tasks refuse it.
+
+        ``True`` for table samplers, a memory bank and hard negatives mined from the items; a
+        sampler whose candidates are the batch's positives (in-batch) returns ``False``, since
+        there ``K`` only caps the batch's ``N - 1`` others. A composite draws from the items when
+        all of its components do.
+        """
+        return all(component.draws_from_items() for component in self.components())
+
     def sample(
         self,
         positives: Tensor,

@@ -201,7 +201,8 @@ class HardNegativeSampler(NegativeSampler):
         """
         scores = scores.masked_fill(~usable, float("-inf"))
         if self.skip_top:
-            top = scores.topk(self.skip_top, dim=1).indices
+            # A smaller pool (an in-batch base) may hold fewer than skip_top candidates.
+            top = scores.topk(min(self.skip_top, scores.shape[1]), dim=1).indices
             usable = usable.scatter(1, top, False)
             scores = scores.masked_fill(~usable, float("-inf"))
         if self.selection == "topk":

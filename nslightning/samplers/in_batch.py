@@ -69,6 +69,9 @@ class InBatchSampler(NegativeSampler):
     def _setup(self, counts: Tensor) -> None:
         pass  # the batch is the distribution
 
+    def draws_from_items(self) -> bool:
+        return False  # K caps the batch's others, whatever the number of items
+
     def _pool(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         """The candidates ``(P,)`` and each row's own position in them ``(N,)``."""
         pool, offset = gather_ids(rows) if self.across_ranks else (rows, 0)

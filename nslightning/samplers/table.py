@@ -141,13 +141,50 @@ class TableSampler(NegativeSampler):
     def _redraw_hits(
         self, ids: Tensor, positives: Tensor, exclude: Tensor | None, generator: torch.Generator
     ) -> None:
-        """Replaces accidental hits in ``ids`` ``(*, K)`` by fresh draws, in place."""
+        """Replaces accidental hits in ``ids`` ``(*, K)`` by fresh draws, in place: rounds of
+        redraws, then an exact draw without the row's hits for any still left (rows whose hits
+        hold nearly all the probability)."""
         for _ in range(MAX_REDRAW_ROUNDS):
             hits = hit_mask(ids, positives, exclude)
             num_hits = int(hits.sum())
             if num_hits == 0:
                 return
             ids[hits] = self.draw_ids(num_hits, generator)
+        hits = hit_mask(ids, positives, exclude)
+        if bool(hits.any()):
+            ids[hits] = self._draw_without_hits(ids[hits], hits, positives, exclude, generator)
+
+    def _draw_without_hits(
+        self,
+        drawn: Tensor,
+        hits: Tensor,
+        positives: Tensor,
+        exclude: Tensor | None,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """``(H,)`` ids for the ``H`` slots ``hits`` ``(*, K)``, each drawn from ``p`` without
+        its row's hits: the inverse CDF, stepping over the row's sorted hits. A slot keeps its
+        ``drawn`` hit where the row has nothing else to draw (it stays masked)."""
+        members = positives.long().unsqueeze(-1)
+        if exclude is not None:
+            members = torch.cat([members, exclude.long()], dim=-1)
+        members = members.sort(dim=-1).values
+        members = members.unsqueeze(-2).expand(*hits.shape, members.shape[-1])[hits]  # (H, M)
+        distinct = members >= 0
+        distinct[:, 1:] &= members[:, 1:] != members[:, :-1]
+        probs = self.log_probs.double().exp()
+        cdf = probs.cumsum(0)
+        mass = probs[members.clamp_min(0)] * distinct
+        rest = (cdf[-1] - mass.sum(-1)).clamp_min(0.0)
+        u = torch.rand(rest.shape, device=rest.device, generator=generator, dtype=torch.float64)
+        u = u * rest
+        ids = torch.searchsorted(cdf, u, right=True)  # the first id whose CDF passes u
+        for column in range(members.shape[1]):  # a hit at or before it: step over its mass
+            u = u + mass[:, column] * (distinct[:, column] & (members[:, column] <= ids))
+            ids = torch.searchsorted(cdf, u, right=True)
+        ids = ids.clamp_max(self.num_items - 1)
+        ok = (probs[ids] > 0) & ~(ids.unsqueeze(-1) == members).any(-1)
+        return torch.where(ok, ids, drawn)
 
     def _log1m_hit_mass(self, positives: Tensor, exclude: Tensor | None) -> Tensor:
         """``(*)`` float32 ``log(1 - P(row's hits))``: the renormaliser of redrawn rows (0 for a
@@ -161,7 +198,9 @@ class TableSampler(NegativeSampler):
         probs = self.log_probs[members.clamp_min(0)].double().exp() * distinct
         log1m = torch.log1p(-probs.sum(-1).clamp(max=1.0)).float()
         # A row whose every drawable id is a hit cannot be renormalised: its draws stay hits.
-        return log1m.masked_fill(torch.isinf(log1m), 0.0)
+        # Counted, not read off the sum: float32 tables rarely add up to exactly 1.
+        every = (probs > 0).sum(-1) >= self.support
+        return log1m.masked_fill(torch.isinf(log1m) | every, 0.0)
 
     def _draw_unique(self, request: DrawRequest) -> Draw:
         positives, exclude, num = request.positives, request.exclude, request.num_negatives

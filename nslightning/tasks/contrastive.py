@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.data.known_positives import KnownPositives
 from nslightning.distributed import keep_gradients_reducible, mean_over_ranks
 from nslightning.loggers.run_ids import save_run_id
@@ -22,6 +23,7 @@ from nslightning.metrics.ranking import FilteredRanking
 from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
 from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
+from nslightning.tasks.finite_guard import FiniteGuard
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
@@ -71,7 +73,8 @@ class ContrastiveTask(pl.LightningModule):
         dim: vector size ``D``.
         shared_embeddings: one table for anchors and items (needs one id space).
         score: ``"dot"``, ``"cosine"`` or ``"euclidean"`` (negative distance).
-        num_negatives: ``K`` per pair.
+        num_negatives: ``K`` per pair; below ``V`` unless the sampler draws from the batch
+            (in-batch), else the task refuses it.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` over the items'
             training frequencies when ``None``.
         loss: a :class:`~nslightning.losses.ContrastiveLoss`;
@@ -126,6 +129,15 @@ class ContrastiveTask(pl.LightningModule):
             sparse=sparse,
         )
         self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
+        if num_negatives >= vocab_size and self.sampler.draws_from_items():
+            raise ValueError(
+                f"num_negatives={num_negatives} >= number of items {vocab_size}: "
+                f"{type(self.sampler).__name__} draws every negative from the items, so each "
+                "pair would get as many negatives as there are items or more (repeats, and its "
+                f"own item, among them). Lower --model.num_negatives below {vocab_size}, lower "
+                "--data.min_count to keep more items, or use every other positive of the batch "
+                "(InBatchSampler with all_others: true)."
+            )
         self.loss = loss if loss is not None else WeightedContrastiveLoss()
         self.optimizer_factory = optimizer
         self.num_negatives = num_negatives
@@ -134,6 +146,10 @@ class ContrastiveTask(pl.LightningModule):
         self.max_exclude = max_exclude
         self.diagnostics_every = diagnostics_every
         self.ranking = FilteredRanking(ranking_ks)
+        self.finite_guard = FiniteGuard(
+            f"Lower --model.lr (it is {lr}) or use a bounded score (--model.score cosine), and "
+            "resume from a checkpoint written before this step if you have one."
+        )
         self.known: KnownPositives | None = None
         self.mask_self = False
         bounded = isinstance(self.loss, DebiasedContrastiveLoss) and self.loss.min_score == -1.0
@@ -184,7 +200,12 @@ class ContrastiveTask(pl.LightningModule):
         if stage == "fit" or self.sampler.num_items != len(counts):
             self.sampler.setup(counts)
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Checkpoints carry the global random state, so that a resumed run is exact."""
+        return [GlobalRandomState()]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
         save_fingerprints(self.trainer, checkpoint)
         save_run_id(self.trainer, checkpoint)
 
@@ -224,6 +245,7 @@ class ContrastiveTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         step = self.batch_loss(batch)
+        self.finite_guard.check(self, "train/loss", step.loss, batch_idx)
         self.log("train/loss", step.loss, prog_bar=True, sync_dist=True)
         for name, value in self.loss.logged_values().items():
             self.log(f"train/{name}", value)
@@ -236,6 +258,12 @@ class ContrastiveTask(pl.LightningModule):
                     step.scores[:, 1:].detach(), positives=batch["items"], exclude=step.exclude,
                 )
         return step.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.finite_guard.after_batch(self, batch_idx)
+
+    def on_train_end(self) -> None:
+        self.finite_guard.check_state(self)  # before an export of diverged vectors
 
     def configure_optimizers(self) -> Optimizer:
         optimizer = self.optimizer_factory(self.parameters())

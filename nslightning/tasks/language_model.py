@@ -11,16 +11,19 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torchmetrics.aggregation import MeanMetric
 
+from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.data.token_streams import TokenWindow
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.models.language_model import Hidden, LSTMLanguageModel, detach_hidden
 from nslightning.models.sampled_output import Objective, SampledOutput
 from nslightning.samplers.base import NegativeSampler
+from nslightning.tasks.finite_guard import FiniteGuard
 from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 BiasInit = Literal["zeros", "log_unigram"]
 Stage = Literal["train", "val", "test"]
+TRAIN_HIDDEN_KEY = "nslightning_train_hidden"  # the LSTM state between training windows
 
 
 class LanguageModelTask(pl.LightningModule):
@@ -88,6 +91,10 @@ class LanguageModelTask(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr = lr
         self.bias_init: BiasInit = bias_init
+        self.finite_guard = FiniteGuard(
+            f"Lower --model.lr (it is {lr}) or clip the gradients (--trainer.gradient_clip_val "
+            "0.25), and resume from a checkpoint written before this step if you have one."
+        )
         self.nll = MeanMetric()
         self._hidden: dict[Stage, Hidden | None] = {"train": None, "val": None, "test": None}
         self._bias_ready = False
@@ -123,11 +130,20 @@ class LanguageModelTask(pl.LightningModule):
                 self.model.output_bias.copy_(bias.to(self.model.output_bias))
         self._bias_ready = True
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Checkpoints carry the global random state, so that a resumed run is exact."""
+        return [GlobalRandomState()]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
         save_fingerprints(self.trainer, checkpoint)
         save_run_id(self.trainer, checkpoint)
+        hidden = self._hidden["train"]  # carried on by a run resumed part-way through an epoch
+        checkpoint[TRAIN_HIDDEN_KEY] = None if hidden is None else [h.cpu() for h in hidden]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved_hidden = checkpoint.get(TRAIN_HIDDEN_KEY)
+        self._hidden["train"] = None if saved_hidden is None else (saved_hidden[0], saved_hidden[1])
         saved = checkpoint.get("state_dict", {}).get("model.output_bias")
         if saved is not None and saved.shape[0] != self.vocab_size:
             raise ValueError(
@@ -155,6 +171,8 @@ class LanguageModelTask(pl.LightningModule):
         hidden = self._hidden[stage]
         if hidden is not None and hidden[0].shape[1] != batch.inputs.shape[0]:
             hidden = None  # a loader with another number of streams starts afresh
+        if hidden is not None and hidden[0].device != batch.inputs.device:  # from a checkpoint
+            hidden = (hidden[0].to(batch.inputs.device), hidden[1].to(batch.inputs.device))
         features, hidden = self.model(batch.inputs, hidden)
         self._hidden[stage] = detach_hidden(hidden)
         return features.reshape(-1, features.shape[-1]), batch.targets.reshape(-1)
@@ -174,8 +192,15 @@ class LanguageModelTask(pl.LightningModule):
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         features, targets = self._features(batch, "train")
         loss = self.output(self.model, features, targets)
+        self.finite_guard.check(self, "train/loss", loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.finite_guard.after_batch(self, batch_idx)
+
+    def on_train_end(self) -> None:
+        self.finite_guard.check_state(self)  # before an export of diverged vectors
 
     def configure_optimizers(self) -> Optimizer:
         optimizer = self.optimizer_factory(self.parameters())

@@ -10,6 +10,7 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
+from nslightning.loggers.steps import logging_step
 from nslightning.samplers.base import Negatives
 from nslightning.samplers.diagnostics import negative_statistics, rank_histogram
 
@@ -31,11 +32,15 @@ def log_sampler_diagnostics(
     *,
     positives: Tensor | None = None,
     exclude: Tensor | None = None,
+    update: int | None = None,
 ) -> dict[str, float]:
     """Computes :func:`~nslightning.samplers.diagnostics.negative_statistics` and logs them.
 
-    Scalars go to every logger as ``sampler/<name>`` at the module's ``global_step`` (straight
-    to the loggers, so that they are written whatever ``log_every_n_steps`` is); a W&B logger
+    Scalars go to every logger as ``sampler/<name>`` at the step of the rows that ``self.log``
+    writes (:func:`~nslightning.loggers.steps.logging_step`: batches, whatever the optimizer
+    steps per batch), straight to the loggers so that they are written whatever
+    ``log_every_n_steps`` is; ``update``, when given (the task's optimizer step count), is
+    logged as the column ``sampler/update``, not as the step. A W&B logger
     also gets histograms: ``sampler/rank_hist`` of ``log10(frequency rank + 1)`` of the
     negatives, ``sampler/pos_scores`` and ``sampler/neg_scores`` (kept negatives). This reads
     the values back to the host: call it every N steps, not every step.
@@ -48,9 +53,11 @@ def log_sampler_diagnostics(
     )
     values = torch.stack(list(stats.values())).tolist() if stats else []  # one read-back
     metrics = {f"sampler/{name}": value for name, value in zip(stats, values, strict=True)}
+    if update is not None:
+        metrics["sampler/update"] = float(update)
     if not module.trainer.is_global_zero:
         return metrics
-    step = module.global_step
+    step = logging_step(module.trainer)
     for logger in module.loggers:
         logger.log_metrics(metrics, step=step)
         if isinstance(logger, WandbLogger):

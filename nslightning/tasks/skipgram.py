@@ -11,6 +11,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.optim import Optimizer
 
+from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.data.windows import SkipGramBatch
 from nslightning.distributed import keep_gradients_reducible, max_over_ranks
 from nslightning.kernels.fused_sgns import fused_sgns_update
@@ -20,6 +21,7 @@ from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
 from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
+from nslightning.tasks.finite_guard import FiniteGuard
 from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 from nslightning.tasks.skipgram_engine import (
     Engine,
@@ -73,7 +75,8 @@ class SkipGramTask(pl.LightningModule):
     Args:
         vocab_size: number of words ``V`` (linked from the DataModule by the CLI).
         dim: vector size ``D``.
-        num_negatives: negatives per pair ``K``.
+        num_negatives: negatives per pair ``K``; below ``V`` unless the sampler draws from the
+            batch (in-batch), else the task refuses it.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` when ``None``.
         optimizer: a factory ``params -> Optimizer``; its learning rate is set by this task.
             The default :class:`~nslightning.optim.SparseSGD` is word2vec's update; with
@@ -87,6 +90,8 @@ class SkipGramTask(pl.LightningModule):
             ``redraw=True``. word2vec.c, Keras and TensorFlow only skip the center itself.
         diagnostics_every: log ``sampler/...`` diagnostics (hit rate, unique fraction, positive
             and negative scores, frequency ranks) every this many updates; 0 turns them off.
+            Their rows are at Lightning's step (batches, as every other row); the update
+            count is the column ``sampler/update``.
         sparse: sparse embedding gradients (SGD, SparseSGD, SparseAdam and Adagrad take them);
             set ``False`` for optimizers such as Adam (autograd engine).
         engine: ``auto``, ``fused`` or ``autograd`` (see above).
@@ -133,6 +138,15 @@ class SkipGramTask(pl.LightningModule):
         self.automatic_optimization = False
         self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
         self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
+        if num_negatives >= vocab_size and self.sampler.draws_from_items():
+            raise ValueError(
+                f"num_negatives={num_negatives} >= vocabulary size {vocab_size}: "
+                f"{type(self.sampler).__name__} draws every negative from the vocabulary, so "
+                "each center would get as many negatives as there are words or more (repeats, "
+                f"and the center itself, among them). Lower --model.num_negatives below "
+                f"{vocab_size} (word2vec uses 5 to 20), or lower --data.min_count to keep more "
+                "words."
+            )
         self.optimizer_factory = optimizer
         self.num_negatives = num_negatives
         self.lr = lr
@@ -144,6 +158,10 @@ class SkipGramTask(pl.LightningModule):
         self.lam = lam
         self.threads = threads
         self.rank_updates = RankUpdates(sync_every)
+        self.finite_guard = FiniteGuard(
+            f"Lower --model.lr (it is {lr}), and resume from a checkpoint written before this "
+            "step if you have one."
+        )
         self._engine_in_use: str | None = None
         self._kernel_threads: int | None = None
         self._checkpoint_engine: str | None = None  # the engine of a checkpoint being resumed
@@ -251,6 +269,7 @@ class SkipGramTask(pl.LightningModule):
             log_sampler_diagnostics(
                 self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores,
                 positives=centers, exclude=self.window_exclusions(contexts, mask),
+                update=self.global_step,  # several updates per step under autograd
             )
 
     def updates(self, batch: SkipGramBatch) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -280,7 +299,12 @@ class SkipGramTask(pl.LightningModule):
             columns = slice(window - width, window + width)
             yield centers[rows], contexts[rows, columns], mask[rows, columns]
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Checkpoints carry the global random state, so that a resumed run is exact."""
+        return [GlobalRandomState()]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
         save_fingerprints(self.trainer, checkpoint)
         save_run_id(self.trainer, checkpoint)
         checkpoint[ENGINE_KEY] = self.engine_in_use
@@ -312,10 +336,9 @@ class SkipGramTask(pl.LightningModule):
             return
         rows = batch.centers.shape[0]  # given, so that Lightning does not search the batch
         if loss_sum is not None:
-            self.log(
-                "train/loss", loss_sum / num_pairs.clamp_min(1.0), prog_bar=True, sync_dist=True,
-                batch_size=rows,
-            )
+            loss = loss_sum / num_pairs.clamp_min(1.0)
+            self.finite_guard.check(self, "train/loss", loss, batch_idx)
+            self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=rows)
         self.log("train/lr", lr, batch_size=rows)
         self.log("train/pairs", num_pairs, sync_dist=True, reduce_fx="sum", batch_size=rows)
 
@@ -382,10 +405,14 @@ class SkipGramTask(pl.LightningModule):
             set_threads(self.kernel_threads)
             load_kernel()  # before the first step, not inside it
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.finite_guard.after_batch(self, batch_idx)
+
     def on_train_end(self) -> None:
         # A run stopped early (EarlyStopping, a signal to stop) merges what is left, so that
         # every rank, and the export on rank 0, hold every rank's updates.
         self.rank_updates.flush([self.embeddings.input.weight, self.embeddings.output.weight])
+        self.finite_guard.check_state(self)  # the fused engine sums no loss on most steps
 
     def autograd_step(self, batch: SkipGramBatch, batch_idx: int) -> tuple[Tensor, Tensor, float]:
         """Trains a chunk in updates of ``update_size`` centers through autograd.

@@ -27,6 +27,7 @@ from nslightning.data import (
     skipgram_store,
 )
 from nslightning.data.language_model_text import EOS, UNK, split_assignment
+from nslightning.data.rank_shards import RankOrder
 from nslightning.data.store_cache import stores_dir
 from nslightning.data.text_blocks import LineNumbers, read_blocks, split_block
 from nslightning.data.token_counts import TokenCounter
@@ -270,7 +271,8 @@ class InMemoryChunks(SkipGramDataModule):
         chunks = [{"tokens": tokens[i : i + self.batch_size],
                    "sentence_ids": sentences[i : i + self.batch_size]}
                   for i in range(0, len(tokens), self.batch_size)]
-        return DataLoader(chunks, batch_size=None, shuffle=self.shuffle)  # type: ignore[arg-type]
+        order = RankOrder(len(chunks), self.shuffle, self.seed)  # the DataModule's chunk order
+        return DataLoader(chunks, batch_size=None, sampler=order)  # type: ignore[arg-type]
 
 
 def train_vectors(data: SkipGramDataModule) -> np.ndarray:

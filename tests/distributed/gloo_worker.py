@@ -7,6 +7,7 @@ single-process reference of the same computation.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from datetime import timedelta
@@ -130,6 +131,42 @@ def fused_merge(rank: int, world: int) -> dict:
             "when": [first, second, third]}
 
 
+def finite_guard(rank: int, world: int) -> dict:
+    """Rank 1 alone sees a non-finite loss (then parameters): every rank must stop, at once on
+    the CPU, at the deferred read-back on an accelerator, and before a checkpoint."""
+    from types import SimpleNamespace
+
+    from nslightning.tasks.finite_guard import FiniteGuard, NonFiniteLossError
+
+    loop = SimpleNamespace(batch_idx=3, _batches_that_stepped=7)  # step 7 in the logs
+    trainer = SimpleNamespace(global_step=20, current_epoch=1,
+                              fit_loop=SimpleNamespace(epoch_loop=loop))
+    module = torch.nn.Linear(2, 2)
+    module.trainer = trainer  # type: ignore[assignment]
+    module.device = torch.device("cpu")  # type: ignore[assignment]
+    loss = torch.tensor(math.nan if rank == 1 else 0.5)
+    messages = {}
+    guard = FiniteGuard("advice")
+    try:
+        guard.check(module, "train/loss", loss, batch_idx=3)  # type: ignore[arg-type]
+    except NonFiniteLossError as error:
+        messages["check"] = str(error)
+    deferred = FiniteGuard("advice", defer=True)
+    deferred.check(module, "train/loss", loss, batch_idx=3)  # type: ignore[arg-type]
+    try:
+        deferred.raise_pending(module)  # type: ignore[arg-type]
+    except NonFiniteLossError as error:
+        messages["pending"] = str(error)
+    if rank == 1:
+        with torch.no_grad():
+            module.weight[0, 0] = math.inf
+    try:
+        guard.check_state(module)  # type: ignore[arg-type]
+    except NonFiniteLossError as error:
+        messages["state"] = str(error)
+    return messages
+
+
 def main() -> None:
     scenario, rank, world, port, out = sys.argv[1:6]
     rank_number, world_size = int(rank), int(world)
@@ -142,6 +179,8 @@ def main() -> None:
         result = draws(rank_number, world_size)
     elif scenario == "fused_merge":
         result = fused_merge(rank_number, world_size)
+    elif scenario == "finite_guard":
+        result = finite_guard(rank_number, world_size)
     else:
         loss_name, _, normalizer = scenario.partition(":")
         result = gradients(loss_name, rank_number, world_size, normalizer != "local")

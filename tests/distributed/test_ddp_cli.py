@@ -81,7 +81,9 @@ def test_skipgram_trains_on_two_processes(
     assert last(rows, "train/loss") > 0 and last(rows, "train/words_per_s") > 0
     assert "val/ws353" in rows[0]
     # export once, on rank 0: a complete file
-    vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "outputs/skipgram/vectors.txt"))
+    vectors = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "outputs/skipgram/logs/version_0/vectors.txt")
+    )
     assert len(vectors) == 32
 
 
@@ -117,4 +119,4 @@ def test_language_model_trains_on_two_processes(tmp_path: Path) -> None:
     )
     rows = logged(tmp_path / "outputs/lm/logs")
     assert 1 < last(rows, "val/ppl") < 14  # below the 14-token uniform model
-    assert (tmp_path / "outputs/lm/checkpoints/best.ckpt").exists()
+    assert (tmp_path / "outputs/lm/logs/version_0/checkpoints/best.ckpt").exists()

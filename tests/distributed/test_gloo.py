@@ -90,3 +90,16 @@ def test_fused_skipgram_ranks_exchange_their_changes(tmp_path: Path) -> None:
         assert result["when"] == [False, True, True]
         assert result["table"].tolist() == [[14.0, 11.0, 11.0], [14.0, 11.0, 11.0]]
     assert not torch.equal(ranks[0]["local"], ranks[1]["local"])
+
+
+def test_every_rank_stops_when_one_rank_sees_a_non_finite_value(tmp_path: Path) -> None:
+    ranks = run_group("finite_guard", 2, tmp_path)
+    for rank, messages in enumerate(ranks):
+        assert set(messages) == {"check", "pending", "state"}, messages
+        if rank == 1:
+            assert messages["check"].startswith("train/loss is nan at step 7 (epoch 1, batch 3)")
+            assert messages["pending"].startswith("train/loss is nan at step 7")
+            assert messages["state"].startswith("the parameter weight is inf at step 7")
+        else:
+            for message in messages.values():
+                assert message.startswith("rank 1 found a non-finite"), message

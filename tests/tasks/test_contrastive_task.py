@@ -267,7 +267,7 @@ def test_shared_table_needs_one_id_space(tmp_path: Path) -> None:
     path = tmp_path / "square.tsv"  # as many anchors as items, but two id spaces
     path.write_text("a\tx\nb\ty\n")
     data = PairDataModule(str(path))
-    task = ContrastiveTask(2, 2, dim=4, shared_embeddings=True)
+    task = ContrastiveTask(2, 2, dim=4, shared_embeddings=True, num_negatives=1)
     with pytest.raises(ValueError, match="shared_vocabulary"):
         trainer(tmp_path, limit_train_batches=1).fit(task, data)
 
@@ -296,4 +296,30 @@ def test_debiased_loss_with_distance_scores_warns() -> None:
     from nslightning.losses import DebiasedContrastiveLoss
 
     with pytest.warns(UserWarning, match="min_score"):
-        ContrastiveTask(10, score="euclidean", loss=DebiasedContrastiveLoss())
+        ContrastiveTask(20, score="euclidean", loss=DebiasedContrastiveLoss())
+
+
+@pytest.mark.parametrize(
+    "make_sampler",
+    [UnigramSampler, UniformSampler, lambda: MemoryBankSampler(size=64),
+     lambda: MixedSampler([UniformSampler(), UnigramSampler()], shares=[0.5, 0.5]),
+     lambda: HardNegativeSampler(base=UniformSampler(), pool_size=40)],
+    ids=["unigram", "uniform", "memory_bank", "mixed", "hard"],
+)
+def test_as_many_negatives_as_items_is_refused(groups: PairDataModule, make_sampler) -> None:
+    items = groups.vocab_size
+    with pytest.raises(
+        ValueError, match=rf"num_negatives={items} >= number of items {items}: "
+        rf".*--model\.num_negatives below {items}.*all_others",
+    ):
+        ContrastiveTask(items, groups.num_anchors, num_negatives=items, sampler=make_sampler())
+    ContrastiveTask(items, groups.num_anchors, num_negatives=items - 1, sampler=make_sampler())
+
+
+def test_in_batch_negatives_may_outnumber_the_items(groups: PairDataModule, tmp_path: Path) -> None:
+    """In-batch candidates are the batch's positives: K only caps them, whatever V is."""
+    items = groups.vocab_size
+    task = ContrastiveTask(items, groups.num_anchors, dim=4, num_negatives=items + 5,
+                           sampler=InBatchSampler(all_others=True), diagnostics_every=0)
+    trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(task, groups)
+    assert torch.isfinite(task.embeddings.item_table.weight).all()

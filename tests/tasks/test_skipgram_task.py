@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,18 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from nslightning.callbacks import WordVectorEvaluation
+from nslightning.cli import build_cli
 from nslightning.data import SkipGramDataModule
 from nslightning.optim import SparseSGD
-from nslightning.samplers import UniformSampler, UnigramSampler
+from nslightning.samplers import (
+    HardNegativeSampler,
+    InBatchSampler,
+    MemoryBankSampler,
+    MixedSampler,
+    UniformSampler,
+    UnigramSampler,
+)
 from nslightning.tasks import SkipGramTask
 from tests.conftest import TOPICS
 
@@ -156,3 +166,95 @@ def test_no_subsampling_stays_stable_with_the_repeat_cap(max_repeats, stable: bo
     trainer.fit(task, data)
     largest = float(task.word_vectors().abs().max())
     assert (largest < 10.0) is stable, largest
+
+
+@pytest.mark.parametrize(
+    "make_sampler",
+    [UnigramSampler, UniformSampler, lambda: MixedSampler([UniformSampler(), UnigramSampler()],
+                                                          shares=[0.5, 0.5]),
+     lambda: HardNegativeSampler(base=UniformSampler(), pool_size=40),
+     lambda: MemoryBankSampler(size=64)],
+    ids=["unigram", "uniform", "mixed", "hard", "memory_bank"],
+)
+def test_as_many_negatives_as_words_is_refused(make_sampler) -> None:
+    with pytest.raises(
+        ValueError, match=r"num_negatives=30 >= vocabulary size 30: .*--model\.num_negatives "
+        r"below 30.*--data\.min_count",
+    ):
+        SkipGramTask(30, num_negatives=30, sampler=make_sampler())
+    SkipGramTask(30, num_negatives=29, sampler=make_sampler())
+
+
+@pytest.mark.parametrize(
+    "make_sampler",
+    [InBatchSampler, lambda: InBatchSampler(all_others=True),
+     lambda: MixedSampler([InBatchSampler(), UniformSampler()], shares=[0.5, 0.5]),
+     lambda: HardNegativeSampler(base=InBatchSampler(), pool_size=40)],
+    ids=["in_batch", "all_others", "mixed_with_in_batch", "hard_over_in_batch"],
+)
+def test_samplers_that_draw_from_the_batch_may_ask_for_more(make_sampler) -> None:
+    SkipGramTask(30, num_negatives=35, sampler=make_sampler())
+
+
+def test_the_cli_user_sees_the_refusal(topic_corpus_file: Path) -> None:
+    from tests.test_cli import tiny_args
+
+    with pytest.raises(ValueError, match="num_negatives=40 >= vocabulary size 32"):
+        build_cli([*tiny_args(topic_corpus_file), "--model.num_negatives", "40"], run=False)
+
+
+class RecordStepsAtBatchStart(pl.Callback):
+    """``global_step`` (the update count under autograd) when each batch starts; stops the run
+    inside its second epoch."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if len(self.starts) == trainer.num_training_batches + 2:
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize("engine", ["autograd", "fused"])
+def test_every_metrics_row_is_on_the_trainers_step_scale(
+    topic_corpus_file: Path, tmp_path: Path, engine: str
+) -> None:
+    """The loss, the sampler diagnostics and the evaluation of a run stopped inside an epoch
+    share one step scale (Lightning's batches); the update count is a column,
+    ``sampler/update``."""
+    pl.seed_everything(0, verbose=False)
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=1000, window=3,
+                              sample=None, seed=0)
+    task = SkipGramTask(data.vocab_size, dim=8, update_size=64, diagnostics_every=3,
+                        engine=engine)
+    record = RecordStepsAtBatchStart()
+    logger = pl.loggers.CSVLogger(tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=3, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu", log_every_n_steps=1,
+        callbacks=[record, WordVectorEvaluation(every_n_epochs=5, analogy=False, probes=())],
+    )
+    trainer.fit(task, data)
+    batches = len(record.starts)
+    assert batches == trainer.num_training_batches + 2
+    if engine == "autograd":
+        assert trainer.global_step > 2 * batches  # several updates per batch: two scales
+    with open(Path(logger.log_dir) / "metrics.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    steps = [int(row["step"]) for row in rows]
+    assert all(0 <= step <= min(batches, trainer.global_step) for step in steps)
+    loss_steps = [int(row["step"]) for row in rows if row["train/loss"]]
+    assert loss_steps == list(range(batches))
+    sampler_rows = [row for row in rows if row["sampler/hit_rate"]]
+    assert len(sampler_rows) >= 3
+    ends = [*record.starts[1:], trainer.global_step]
+    for row in sampler_rows:
+        step, update = int(row["step"]), int(float(row["sampler/update"]))
+        assert step in loss_steps
+        assert record.starts[step] <= update < ends[step], (step, update)
+        assert update % 3 == 0
+    # evaluated once, when training ended (in the second epoch), after the last batch
+    assert [int(row["step"]) for row in rows if row.get("val/ws353")] == [batches]

@@ -1,0 +1,33 @@
+"""Where training stands in its epoch, saved with the DataModules so that a resumed run
+continues the epoch's order instead of replaying it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+def training_position(trainer: pl.Trainer | None) -> dict[str, int]:
+    """``{"epoch": e, "steps_done": b}``: the epoch being trained and how many of its batches
+    are done, at the moment a checkpoint is written.
+
+    The batch count is that of the epoch started last (Lightning resets it when an epoch
+    starts), which a checkpoint written at an epoch's end, or after ``fit`` returned, has
+    finished; the resumed run starts the next epoch, whose order this record does not touch.
+    """
+    if trainer is None:
+        return {"epoch": 0, "steps_done": 0}
+    epochs: Any = trainer.fit_loop.epoch_progress.current  # a _ProcessedTracker
+    batches: Any = trainer.fit_loop.epoch_loop.batch_progress.current
+    epoch = max(epochs.started - 1, 0)
+    return {"epoch": int(epoch), "steps_done": int(batches.processed)}
+
+
+def saved_position(state: dict[str, Any]) -> tuple[int, int] | None:
+    """The ``(epoch, steps_done)`` of a DataModule state, ``None`` in a checkpoint from before
+    positions were saved."""
+    position = state.get("position")
+    if position is None:
+        return None
+    return int(position["epoch"]), int(position["steps_done"])
