@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import glob
 import os
@@ -72,6 +73,8 @@ def remove_stale_temporaries(target: Path) -> None:
     """Removes ``target``'s temporary files left by writers of this host that are no longer
     running (killed before they could clean up). Temporaries of live processes and of other
     hosts (a shared file system) are left alone."""
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there
+        return
     mine = f".{target.name}.{_HOST}-"
     for stale in target.parent.glob(f"{glob.escape(mine)}*.tmp"):
         pid = stale.name[len(mine) :].split(".", 1)[0]
@@ -87,6 +90,22 @@ def _running(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _commit_without_replacing(tmp_name: str, target: Path) -> None:
+    """Gives the temporary file ``target``'s name unless ``target`` exists: a hard link, which
+    never replaces; on a file system without hard links, a check then a rename (a writer that
+    commits between the two is replaced)."""
+    try:
+        os.link(tmp_name, target)
+    except FileExistsError as error:
+        raise FileExistsError(error.errno, f"{target} exists", str(target)) from None
+    except OSError:  # no hard links here (FAT, some network or FUSE file systems)
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, f"{target} exists", str(target)) from None
+        os.replace(tmp_name, target)
+        return
+    os.unlink(tmp_name)
 
 
 @contextlib.contextmanager
@@ -125,11 +144,7 @@ def atomic_write(
         if replace:
             os.replace(tmp_name, target)
         else:
-            try:
-                os.link(tmp_name, target)
-            except FileExistsError as error:
-                raise FileExistsError(error.errno, f"{target} exists", str(target)) from None
-            os.unlink(tmp_name)
+            _commit_without_replacing(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

@@ -21,7 +21,7 @@ import nslightning.samplers
 import nslightning.tasks  # the imports register the classes for short names on the command line
 from nslightning.callbacks.preemption import Preemption
 from nslightning.checkpoint_io import AtomicCheckpointIO
-from nslightning.run_folders import latest_last_checkpoint, runs_folder
+from nslightning.run_folders import checkpoint_folders, latest_last_checkpoint, runs_folder
 
 WANDB_CONFIG_FILE = "lightning_config.yaml"
 
@@ -70,13 +70,16 @@ def continue_wandb_run(config: Namespace) -> None:
 
 def resolve_last_checkpoint(config: Namespace) -> None:
     """Replaces ``--ckpt_path last`` by the newest ``last.ckpt`` of the earlier runs in the
-    config's output folder (each run has its own folder, so Lightning's own ``last``, which
-    looks in the new run's folder, would find nothing). With none, the run starts afresh, so
-    that a preemptible job can pass ``--ckpt_path last`` from its first start."""
+    config's output folder or its ``ModelCheckpoint`` folders, or a newer SLURM ``hpc_ckpt``
+    (each run has its own folder, so Lightning's own ``last``, which looks in the new run's
+    folder, would find nothing). With none, the run starts afresh, so that a preemptible job
+    can pass ``--ckpt_path last`` from its first start."""
     if config.get("ckpt_path") != "last":
         return
-    folder = runs_folder(config.get("trainer") or Namespace())
-    found = latest_last_checkpoint(folder)
+    trainer = config.get("trainer") or Namespace()
+    folder = runs_folder(trainer)
+    root = Path(str(trainer.get("default_root_dir") or Path.cwd()))
+    found = latest_last_checkpoint(folder, checkpoint_folders(trainer), hpc_folder=root)
     if found is None:
         rank_zero_info(f"--ckpt_path last: no {folder}/*/checkpoints/last.ckpt yet; starting anew")
         config["ckpt_path"] = None

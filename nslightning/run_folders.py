@@ -59,9 +59,32 @@ def runs_folder(trainer_config: Any) -> Path:
     return Path(str(save_dir), str(name))
 
 
-def latest_last_checkpoint(folder: Path) -> Path | None:
-    """The newest ``last*.ckpt`` in ``folder/*/checkpoints/`` (or ``folder/checkpoints/``)."""
+def checkpoint_folders(trainer_config: Any) -> list[Path]:
+    """The explicit ``dirpath`` of each ``ModelCheckpoint`` in a (CLI) trainer config."""
+    callbacks = trainer_config.get("callbacks") or []
+    folders = []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        if not hasattr(callback, "get") or not str(callback.get("class_path", "")).endswith(
+            "ModelCheckpoint"
+        ):
+            continue
+        dirpath = (callback.get("init_args") or {}).get("dirpath")
+        if dirpath:
+            folders.append(Path(str(dirpath)))
+    return folders
+
+
+def latest_last_checkpoint(
+    folder: Path, extra: list[Path] | None = None, hpc_folder: Path | None = None
+) -> Path | None:
+    """The newest ``last*.ckpt`` in ``folder/*/checkpoints/`` (or ``folder/checkpoints/``) or
+    in the ``extra`` checkpoint folders, or a SLURM requeue's ``hpc_ckpt_N.ckpt`` in
+    ``hpc_folder`` (Lightning's ``default_root_dir``)."""
     found = [*folder.glob("*/checkpoints/last*.ckpt"), *folder.glob("checkpoints/last*.ckpt")]
+    for other in extra or []:
+        found.extend(other.glob("last*.ckpt"))
+    if hpc_folder is not None:
+        found.extend(hpc_folder.glob("hpc_ckpt_*.ckpt"))
     if not found:
         return None
     return max(found, key=lambda path: path.stat().st_mtime_ns)

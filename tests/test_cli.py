@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import wandb
 from gensim.models import KeyedVectors
 
 from nslightning.cli import build_cli, main
@@ -113,8 +114,11 @@ def test_wandb_logger_config_runs_offline(
     topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
-          "--trainer.logger", str(CONFIGS / "loggers/wandb.yaml")])
+    try:
+        main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
+              "--trainer.logger", str(CONFIGS / "loggers/wandb.yaml")])
+    finally:
+        wandb.finish()  # Lightning leaves the run open: a later test's logger would reuse it
     runs = list((tmp_path / "outputs/wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))

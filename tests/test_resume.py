@@ -13,8 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from nslightning.data import LanguageModelDataModule, SkipGramDataModule
+from nslightning.tasks import LanguageModelTask, SkipGramTask
 from tests.conftest import make_topic_corpus
 from tests.tasks.test_lm_task import pattern_text
 
@@ -44,7 +48,7 @@ def contrastive_args(pairs: Path) -> list[str]:
     return [
         "-c", str(CONFIGS / "contrastive_pairs.yaml"), "--data.path", str(pairs),
         "--data.batch_size", "16", "--model.dim", "8", "--model.num_negatives", "4",
-        "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "1", *QUIET,
+        "--trainer.max_epochs", "3", *QUIET,
     ]
 
 
@@ -186,3 +190,71 @@ def test_preemption_mid_epoch_saves_stops_and_resumes_bit_identical(
     finish(start(tmp_path, [*make_args(corpora[task]), "--ckpt_path", "last"]))
     assert_same_weights(final_state(tmp_path, logs), final_state(uninterrupted(task), logs))
     assert exports(tmp_path, logs) == exports(uninterrupted(task), logs)
+
+
+# ---------------------------------------------------------------- in one process: edge cases
+class StopAfterFirstEpoch(pl.Callback):
+    """Ends the run after its first epoch, as a kill would (the schedules still see 2 epochs)."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.should_stop = True
+
+
+def fit_in_process(make: Callable[[], tuple[pl.LightningModule, pl.LightningDataModule]],
+                   folder: Path, resume: Path | None = None, stop: bool = False,
+                   **checkpointing: object) -> pl.LightningModule:
+    """Two epochs (or the first only, with ``stop``), a checkpoint ``folder/saved.ckpt``."""
+    pl.seed_everything(0, verbose=False)
+    task, data = make()
+    saver = ModelCheckpoint(dirpath=folder, filename="saved", enable_version_counter=False,
+                            **checkpointing)  # type: ignore[arg-type]
+    callbacks = [saver, StopAfterFirstEpoch()] if stop else [saver]
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, callbacks=callbacks)
+    trainer.fit(task, data, ckpt_path=resume)
+    return task
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resuming_after_an_epoch_with_dataloader_workers_trains_the_same_next_epoch(
+    corpora: dict[str, Path], tmp_path: Path, workers: int
+) -> None:
+    """Workers draw the epoch's order as the iterator starts, before Lightning's set_epoch: the
+    order must already be the next epoch's, not the finished one's (which the saved position
+    would then skip entirely)."""
+
+    def make() -> tuple[pl.LightningModule, pl.LightningDataModule]:
+        data = SkipGramDataModule(str(corpora["skipgram"]), min_count=1, batch_size=2000,
+                                  num_workers=workers)
+        return SkipGramTask(data.vocab_size, dim=8, threads=1, diagnostics_every=0), data
+
+    whole = fit_in_process(make, tmp_path / "whole")
+    fit_in_process(make, tmp_path / "first", stop=True)
+    resumed = fit_in_process(make, tmp_path / "resumed", tmp_path / "first/saved.ckpt")
+    assert torch.equal(resumed.word_vectors(), whole.word_vectors())
+
+
+def test_a_checkpoint_after_an_epochs_last_batch_resumes_at_the_next_epoch(
+    corpora: dict[str, Path], tmp_path: Path
+) -> None:
+    """Saved in the last batch's on_train_batch_end (a signal, or every_n_train_steps that
+    divides the epoch): the next epoch is whole and starts from a fresh LSTM state."""
+
+    def make() -> tuple[pl.LightningModule, pl.LightningDataModule]:
+        data = LanguageModelDataModule(str(corpora["lm"]), min_count=1, batch_size=4,
+                                       eval_batch_size=2, bptt=8)
+        task = LanguageModelTask(data.vocab_size, embedding_dim=16, hidden_size=16,
+                                 num_layers=1, dropout=0.3, num_negatives=4)
+        return task, data
+
+    whole = fit_in_process(make, tmp_path / "whole")
+    data = make()[1]
+    data.setup("fit")
+    per_epoch = len(data.train_dataloader())
+    fit_in_process(make, tmp_path / "first", stop=True, every_n_train_steps=per_epoch,
+                   save_on_train_epoch_end=False)
+    saved = torch.load(tmp_path / "first/saved.ckpt", weights_only=True)
+    assert saved["global_step"] == per_epoch and saved["nslightning_train_hidden"] is None
+    resumed = fit_in_process(make, tmp_path / "resumed", tmp_path / "first/saved.ckpt")
+    assert_same_weights(resumed.state_dict(), whole.state_dict())

@@ -4,6 +4,7 @@ file, atomic checkpoints, and ``--ckpt_path last`` finding the newest run's chec
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from nslightning.atomic import atomic_write, temporary_prefix
+from nslightning.callbacks import Word2VecExport
 from nslightning.checkpoint_io import AtomicCheckpointIO
 from nslightning.cli import build_cli, main
 from nslightning.loggers import CSVLogger
@@ -130,3 +132,36 @@ def test_ckpt_path_last_is_the_newest_runs_last_checkpoint(
     assert (resumed["epoch"], resumed["global_step"]) == (1, 2 * steps)  # one more epoch
     os.utime(first, (1, 1))
     assert latest_last_checkpoint(runs) == second
+
+
+def test_signal_handlers_are_as_before_after_a_fit(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGUSR1)}
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1"])
+    assert {number: signal.getsignal(number) for number in before} == before
+
+
+def test_each_export_file_is_protected_unless_it_is_in_the_run_folder() -> None:
+    assert Word2VecExport().replaces() == (True, True)
+    mixed = Word2VecExport("{run_dir}/vectors.txt", vocabulary_path="vocab.tsv")
+    assert mixed.replaces() == (True, False)
+    assert Word2VecExport("vectors.txt", overwrite=True).replaces() == (True, True)
+
+
+def test_without_hard_links_a_commit_still_refuses_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError("hard links are not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "vocab.tsv"
+    with atomic_write(target, "w", replace=False) as handle:
+        handle.write("first")
+    assert target.read_text() == "first"
+    with pytest.raises(FileExistsError), atomic_write(target, "w", replace=False) as handle:
+        handle.write("second")
+    assert target.read_text() == "first"
+    assert [path.name for path in tmp_path.iterdir()] == ["vocab.tsv"]

@@ -7,6 +7,7 @@ from nslightning.callbacks.document_similarity import (
 )
 from nslightning.callbacks.embedding_projector import EmbeddingProjector
 from nslightning.callbacks.export import Word2VecExport
+from nslightning.callbacks.preemption import Preempted, Preemption
 from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.callbacks.throughput import Throughput
 from nslightning.callbacks.word2vec_format import save_word2vec_format
@@ -21,6 +22,8 @@ __all__ = [
     "EmbeddingProjector",
     "GlobalRandomState",
     "LeeDocumentSimilarity",
+    "Preempted",
+    "Preemption",
     "Throughput",
     "Word2VecExport",
     "WordVectorEvaluation",

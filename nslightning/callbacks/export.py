@@ -59,17 +59,23 @@ class Word2VecExport(pl.Callback):
             Path(self.vocabulary_template.replace(RUN_DIR, folder)),
         )
 
-    @property
-    def replaces(self) -> bool:
-        """Whether existing files are replaced: with ``overwrite``, or in the run's folder."""
-        return self.overwrite or RUN_DIR in self.path_template + self.vocabulary_template
+    def replaces(self) -> tuple[bool, bool]:
+        """Whether the ``(vectors, vocabulary)`` files replace existing ones: with ``overwrite``,
+        or in the run's own folder."""
+        return (
+            self.overwrite or RUN_DIR in self.path_template,
+            self.overwrite or RUN_DIR in self.vocabulary_template,
+        )
 
-    @rank_zero_only
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.replaces:
-            for path in self.paths(trainer):
-                if path.exists():
-                    raise FileExistsError(already_exported(path))
+        existing = None
+        if trainer.is_global_zero:
+            pairs = zip(self.paths(trainer), self.replaces(), strict=True)
+            found = [path for path, replace in pairs if not replace and path.exists()]
+            existing = str(found[0]) if found else None
+        existing = trainer.strategy.broadcast(existing)  # every rank stops, none waits
+        if existing is not None:
+            raise FileExistsError(already_exported(Path(existing)))
 
     @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -80,11 +86,12 @@ class Word2VecExport(pl.Callback):
             trainer, pl_module, self.table, "Word2VecExport"
         )
         path, vocabulary_path = self.paths(trainer)
+        replace_vectors, replace_vocabulary = self.replaces()
         try:
             save_word2vec_format(
-                path, vocabulary.tokens, vectors, self.binary, replace=self.replaces
+                path, vocabulary.tokens, vectors, self.binary, replace=replace_vectors
             )
-            vocabulary.save(vocabulary_path, replace=self.replaces)
+            vocabulary.save(vocabulary_path, replace=replace_vocabulary)
         except FileExistsError as error:
             raise FileExistsError(already_exported(Path(error.filename or path))) from None
         rank_zero_info(f"Saved {len(vocabulary)} {name} vectors to {path}")

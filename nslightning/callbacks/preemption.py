@@ -46,18 +46,25 @@ class Preemption(pl.Callback):
     Under SLURM with Lightning's auto-requeue, SIGUSR1 is left to Lightning (it saves an
     ``hpc`` checkpoint and requeues the job).
 
-    With DDP, rank 0's signals decide: its flag is broadcast after every batch, so that all
-    ranks save and stop at the same step.
+    With DDP, rank 0's signals decide: its flag is broadcast every ``ddp_check_every`` batches
+    (a one-value collective, which waits for the device), so that all ranks save and stop at
+    the same step.
 
     Args:
         signals: the signals to act on.
+        ddp_check_every: with DDP, batches between two looks at rank 0's flag.
     """
 
-    def __init__(self, signals: tuple[str, ...] = PREEMPTION_SIGNALS) -> None:
+    def __init__(
+        self, signals: tuple[str, ...] = PREEMPTION_SIGNALS, ddp_check_every: int = 10
+    ) -> None:
         unknown = [name for name in signals if name not in PREEMPTION_SIGNALS]
         if unknown:
             raise ValueError(f"Preemption handles SIGTERM and SIGUSR1, not {unknown}.")
+        if ddp_check_every < 1:
+            raise ValueError(f"ddp_check_every must be >= 1, got {ddp_check_every}.")
         self.signals = tuple(signals)
+        self.ddp_check_every = ddp_check_every
         self._received: str | None = None
         self._previous: dict[signal.Signals, Any] = {}
 
@@ -68,7 +75,8 @@ class Preemption(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Here, after Lightning set its own SIGTERM handler (which would end the run at the
         # epoch's end without a checkpoint), not before it, where Lightning would call both.
-        self._received = None
+        # A SIGTERM during the sanity check reached Lightning's handler: act on it here.
+        self._received = "SIGTERM" if trainer.received_sigterm else None
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
         environment = trainer._accelerator_connector.cluster_environment
@@ -85,6 +93,8 @@ class Preemption(pl.Callback):
     ) -> None:
         received = self._received
         if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            if (batch_idx + 1) % self.ddp_check_every:  # the same batches on every rank
+                return
             code = PREEMPTION_SIGNALS.index(received) + 1 if received in PREEMPTION_SIGNALS else 0
             flag = torch.tensor([code], device=trainer.strategy.root_device)
             dist.broadcast(flag, src=0)
@@ -97,15 +107,18 @@ class Preemption(pl.Callback):
         rank_zero_info(f"{received}: saved {path} after step {trainer.global_step}")
         raise Preempted(received, trainer.global_step, str(path))
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_handlers()
+
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._restore_handlers()
 
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._restore_handlers()
-
     def _restore_handlers(self) -> None:
+        """Puts back the handlers it replaced, where its own is still set (Lightning restores
+        the process's original ones when the trainer is torn down)."""
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            if signal.getsignal(number) == self._notice:
+                signal.signal(number, handler)
         self._previous = {}

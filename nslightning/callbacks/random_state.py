@@ -36,8 +36,8 @@ class GlobalRandomState(pl.Callback):
 
     Restoring at that point, not when the checkpoint is read, skips what a resumed run does
     before it trains and an uninterrupted run does not (the sanity check, a validation
-    DataLoader's iterator). The project's DataLoaders take their own ``generator``, so that
-    starting an epoch draws nothing from the global one. The samplers and the skip-gram
+    DataLoader's iterator). The project's training DataLoaders take their own ``generator``, so
+    that starting an epoch draws nothing from the global one. The samplers and the skip-gram
     windows keep their own streams in the checkpoint.
 
     Checkpoints are written by rank 0: with DDP every rank resumes from rank 0's state (with

@@ -16,7 +16,11 @@ from nslightning.data.language_model_text import EOS, UNK
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
 from nslightning.data.token_streams import TokenStreams, TokenWindow
-from nslightning.data.training_position import saved_position, training_position
+from nslightning.data.training_position import (
+    saved_position,
+    training_position,
+    upcoming_epoch,
+)
 from nslightning.data.vocabulary import Vocabulary
 
 Split = Literal["train", "val", "test"]
@@ -166,8 +170,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         )
         if split == "train" and self._resume_at is not None:
             epoch, windows_done = self._resume_at
-            epochs: Any = trainer.fit_loop.epoch_progress.current if trainer else None
-            if epochs is not None and epoch == epochs.processed:  # the epoch about to start
+            if epoch == upcoming_epoch(trainer):
                 streams.resume(windows_done)
             self._resume_at = None
         # generator: a new iterator draws its workers' seed from it, not from the global RNG

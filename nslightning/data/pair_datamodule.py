@@ -20,7 +20,11 @@ from nslightning.data.pair_encoding import (
 )
 from nslightning.data.pair_files import LEE_DOC_WORDS, read_pairs
 from nslightning.data.rank_shards import EvaluationShard, RankBatchSampler
-from nslightning.data.training_position import saved_position, training_position
+from nslightning.data.training_position import (
+    saved_position,
+    training_position,
+    upcoming_epoch,
+)
 from nslightning.data.vocabulary import Vocabulary
 
 
@@ -274,9 +278,11 @@ class PairDataModule(pl.LightningDataModule):
         batches = RankBatchSampler(
             len(self.train_pairs), self.batch_size, self.shuffle, self.seed, rank, world_size
         )
-        # A resumed run starts from its epoch's order (and position) instead of epoch 0's.
-        batches.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
+        # The epoch about to run (with workers the DataLoader draws its order before
+        # Lightning's own set_epoch); a resumed run continues its epoch's order and position.
+        batches.set_epoch(upcoming_epoch(self.trainer))
         if self._resume_at is not None:
+            batches.set_epoch(self._resume_at[0])
             batches.resume(*self._resume_at)
             self._resume_at = None
         # generator: a new iterator draws its workers' seed from it, not from the global RNG

@@ -17,7 +17,11 @@ from nslightning.data.skipgram_store import skipgram_store
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
-from nslightning.data.training_position import saved_position, training_position
+from nslightning.data.training_position import (
+    saved_position,
+    training_position,
+    upcoming_epoch,
+)
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
 from nslightning.random_stream import RandomStream
@@ -186,8 +190,11 @@ class SkipGramDataModule(pl.LightningDataModule):
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         order = RankOrder(len(chunks), self.shuffle, self.seed, rank, world_size)
-        order.set_epoch(trainer.current_epoch if trainer is not None else 0)
+        # the epoch about to run: with workers the DataLoader draws its order before
+        # Lightning's own set_epoch
+        order.set_epoch(upcoming_epoch(trainer))
         if self._resume_at is not None:
+            order.set_epoch(self._resume_at[0])
             order.resume(*self._resume_at)
             self._resume_at = None
         # generator: a new iterator draws its workers' seed from it, not from the global RNG

@@ -9,19 +9,29 @@ import pytorch_lightning as pl
 
 
 def training_position(trainer: pl.Trainer | None) -> dict[str, int]:
-    """``{"epoch": e, "steps_done": b}``: the epoch being trained and how many of its batches
-    are done, at the moment a checkpoint is written.
+    """``{"epoch": e, "steps_done": b}``: the epoch a resumed run trains first and how many of
+    its batches are done, at the moment a checkpoint is written.
 
     The batch count is that of the epoch started last (Lightning resets it when an epoch
-    starts), which a checkpoint written at an epoch's end, or after ``fit`` returned, has
-    finished; the resumed run starts the next epoch, whose order this record does not touch.
+    starts). A checkpoint written once all its batches are done (at the epoch's end, after its
+    last batch, or after ``fit`` returned) records the next epoch with none done.
     """
     if trainer is None:
         return {"epoch": 0, "steps_done": 0}
     epochs: Any = trainer.fit_loop.epoch_progress.current  # a _ProcessedTracker
     batches: Any = trainer.fit_loop.epoch_loop.batch_progress.current
-    epoch = max(epochs.started - 1, 0)
-    return {"epoch": int(epoch), "steps_done": int(batches.processed)}
+    epoch, done = max(epochs.started - 1, 0), int(batches.processed)
+    if done >= trainer.num_training_batches:
+        epoch, done = epoch + 1, 0
+    return {"epoch": int(epoch), "steps_done": done}
+
+
+def upcoming_epoch(trainer: pl.Trainer | None) -> int:
+    """The epoch the fit loop trains next (when a DataLoader is built for it)."""
+    if trainer is None:
+        return 0
+    epochs: Any = trainer.fit_loop.epoch_progress.current
+    return int(epochs.processed)
 
 
 def saved_position(state: dict[str, Any]) -> tuple[int, int] | None:

@@ -15,8 +15,9 @@ class CSVLogger(loggers.CSVLogger):
     Lightning's picks one more than the highest existing version, so two runs started at the
     same moment in one output folder take the same ``version_N`` and write their metrics,
     checkpoints and exports over each other's. Here the first to create the folder owns it, and
-    the other takes the next number. Other DDP ranks (which write nothing) only read the
-    number, as Lightning does; an explicit ``version`` is used as given.
+    the other takes the next number. Other DDP ranks write nothing and claim no folder (their
+    number may then differ; Lightning broadcasts rank 0's checkpoint folder); an explicit
+    ``version`` is used as given.
     """
 
     def _get_next_version(self) -> int:

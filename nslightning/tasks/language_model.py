@@ -13,6 +13,7 @@ from torchmetrics.aggregation import MeanMetric
 
 from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.data.token_streams import TokenWindow
+from nslightning.data.training_position import training_position
 from nslightning.loggers.run_ids import save_run_id
 from nslightning.models.language_model import Hidden, LSTMLanguageModel, detach_hidden
 from nslightning.models.sampled_output import Objective, SampledOutput
@@ -138,8 +139,11 @@ class LanguageModelTask(pl.LightningModule):
         self.finite_guard.check_state(self)  # no checkpoint of a diverged state
         save_fingerprints(self.trainer, checkpoint)
         save_run_id(self.trainer, checkpoint)
-        hidden = self._hidden["train"]  # carried on by a run resumed part-way through an epoch
-        checkpoint[TRAIN_HIDDEN_KEY] = None if hidden is None else [h.cpu() for h in hidden]
+        # carried on by a run resumed part-way through an epoch (a new epoch starts afresh)
+        hidden = self._hidden["train"]
+        mid_epoch = training_position(self._trainer)["steps_done"] > 0
+        keep = hidden is not None and mid_epoch
+        checkpoint[TRAIN_HIDDEN_KEY] = [h.cpu() for h in hidden] if keep else None  # type: ignore[union-attr]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved_hidden = checkpoint.get(TRAIN_HIDDEN_KEY)

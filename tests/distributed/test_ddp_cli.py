@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,39 @@ def test_language_model_trains_on_two_processes(tmp_path: Path) -> None:
     rows = logged(tmp_path / "outputs/lm/logs")
     assert 1 < last(rows, "val/ppl") < 14  # below the 14-token uniform model
     assert (tmp_path / "outputs/lm/logs/version_0/checkpoints/best.ckpt").exists()
+
+
+def test_sigterm_stops_both_processes_at_one_step_with_a_checkpoint_that_resumes(
+    tmp_path: Path,
+) -> None:
+    """Rank 0 gets the signal (as from a scheduler); rank 1 learns it from rank 0, both save
+    the same step, both exit; ``--ckpt_path last`` then finishes the run."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join(f"a{i}\tb{(i * 7 + j) % 300}" for i in range(2000)
+                               for j in range(5)) + "\n", encoding="utf-8")
+    args = [
+        "fit", "-c", str(CONFIGS / "contrastive_pairs.yaml"), *TWO_PROCESSES,
+        "--data.path", str(pairs), "--data.batch_size", "16", "--model.dim", "8",
+        "--model.num_negatives", "4", "--trainer.max_epochs", "3",
+        "--trainer.callbacks+=nslightning.callbacks.Preemption",
+        "--trainer.callbacks.ddp_check_every", "2",
+    ]
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    run = subprocess.Popen([sys.executable, "-m", "nslightning", *args], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "outputs/pairs/logs/version_0/checkpoints"
+    while not (checkpoints / "last.ckpt").exists():
+        assert run.poll() is None, run.communicate()[1][-4000:]
+        time.sleep(0.01)
+    first = torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"]
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM, stderr[-4000:]
+    assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
+    saved = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert saved["global_step"] > first
+    nslightning(tmp_path, *args, "--ckpt_path", "last")
+    (resumed,) = tmp_path.glob("outputs/pairs/logs/version_1/checkpoints/last.ckpt")
+    finished = torch.load(resumed, weights_only=True)
+    assert finished["epoch"] == 2 and finished["global_step"] > saved["global_step"]
