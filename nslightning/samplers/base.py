@@ -212,6 +212,31 @@ class NegativeSampler(nn.Module, ABC):
         """
         return all(component.draws_from_items() for component in self.components())
 
+    def check_num_negatives(
+        self, num_negatives: int, num_items: int, size: str, items: str, fix: str
+    ) -> None:
+        """Refuses ``K >= V`` when :meth:`draws_from_items`: each row would get as many
+        negatives as there are items or more, repeats and its own positive among them.
+
+        Args:
+            num_negatives: ``K`` per row.
+            num_items: ``V``.
+            size: what ``V`` is called (``"vocabulary size"``), named in the message.
+            items: what the items are, plural (``"words"``).
+            fix: the task's other remedies, appended after lowering ``--model.num_negatives``.
+
+        Raises:
+            ValueError: naming both numbers and the fixes.
+        """
+        if num_negatives < num_items or not self.draws_from_items():
+            return
+        raise ValueError(
+            f"num_negatives={num_negatives} >= {size} {num_items}: {type(self).__name__} draws "
+            f"every negative from the {items}, so each row would get as many negatives as there "
+            f"are {items} or more (repeats, and its own positive, among them). Lower "
+            f"--model.num_negatives below {num_items}{fix}."
+        )
+
     def sample(
         self,
         positives: Tensor,

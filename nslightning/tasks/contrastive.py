@@ -129,15 +129,11 @@ class ContrastiveTask(pl.LightningModule):
             sparse=sparse,
         )
         self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
-        if num_negatives >= vocab_size and self.sampler.draws_from_items():
-            raise ValueError(
-                f"num_negatives={num_negatives} >= number of items {vocab_size}: "
-                f"{type(self.sampler).__name__} draws every negative from the items, so each "
-                "pair would get as many negatives as there are items or more (repeats, and its "
-                f"own item, among them). Lower --model.num_negatives below {vocab_size}, lower "
-                "--data.min_count to keep more items, or use every other positive of the batch "
-                "(InBatchSampler with all_others: true)."
-            )
+        self.sampler.check_num_negatives(
+            num_negatives, vocab_size, "number of items", "items",
+            ", lower --data.min_count to keep more items, or use every other positive of the "
+            "batch (InBatchSampler with all_others: true)",
+        )
         self.loss = loss if loss is not None else WeightedContrastiveLoss()
         self.optimizer_factory = optimizer
         self.num_negatives = num_negatives

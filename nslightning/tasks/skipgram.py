@@ -138,15 +138,10 @@ class SkipGramTask(pl.LightningModule):
         self.automatic_optimization = False
         self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
         self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
-        if num_negatives >= vocab_size and self.sampler.draws_from_items():
-            raise ValueError(
-                f"num_negatives={num_negatives} >= vocabulary size {vocab_size}: "
-                f"{type(self.sampler).__name__} draws every negative from the vocabulary, so "
-                "each center would get as many negatives as there are words or more (repeats, "
-                f"and the center itself, among them). Lower --model.num_negatives below "
-                f"{vocab_size} (word2vec uses 5 to 20), or lower --data.min_count to keep more "
-                "words."
-            )
+        self.sampler.check_num_negatives(
+            num_negatives, vocab_size, "vocabulary size", "words",
+            " (word2vec uses 5 to 20), or lower --data.min_count to keep more words",
+        )
         self.optimizer_factory = optimizer
         self.num_negatives = num_negatives
         self.lr = lr
