@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -16,17 +15,13 @@ from nslightning.data.language_model_text import EOS, UNK
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
 from nslightning.data.token_streams import TokenStreams, TokenWindow
-from nslightning.data.training_position import (
-    saved_position,
-    training_position,
-    upcoming_epoch,
-)
+from nslightning.data.training_position import PositionedDataModule, upcoming_epoch
 from nslightning.data.vocabulary import Vocabulary
 
 Split = Literal["train", "val", "test"]
 
 
-class LanguageModelDataModule(pl.LightningDataModule):
+class LanguageModelDataModule(PositionedDataModule):
     """Reads a text, builds the vocabulary on its training part and serves TBPTT windows.
 
     The text is either one corpus split by document (line) into train, validation and test by
@@ -101,7 +96,6 @@ class LanguageModelDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
-        self._resume_at: tuple[int, int] | None = None  # (epoch, windows done) of a checkpoint
         self.min_count = min_count
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
@@ -168,24 +162,14 @@ class LanguageModelDataModule(pl.LightningDataModule):
             self.ids(split), batch_size, self.bptt, rank=rank, world_size=world_size,
             name={"train": "training", "val": "validation", "test": "test"}[split],
         )
-        if split == "train" and self._resume_at is not None:
-            epoch, windows_done = self._resume_at
-            if epoch == upcoming_epoch(trainer):
-                streams.resume(windows_done)
-            self._resume_at = None
+        point = self.resume_point() if split == "train" else None
+        if point is not None and point[0] == upcoming_epoch(trainer):
+            streams.resume(point[1])
         # generator: a new iterator draws its workers' seed from it, not from the global RNG
         return DataLoader(streams, batch_size=None, generator=torch.Generator())
 
     def train_dataloader(self) -> DataLoader[TokenWindow]:
         return self._loader("train", self.batch_size)
-
-    # --------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """The position in the training text, so that a resumed run continues it."""
-        return {"position": training_position(self.trainer)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resume_at = saved_position(state_dict)
 
     def val_dataloader(self) -> DataLoader[TokenWindow]:
         return self._loader("val", self.eval_batch_size)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -20,11 +18,7 @@ from nslightning.data.pair_encoding import (
 )
 from nslightning.data.pair_files import LEE_DOC_WORDS, read_pairs
 from nslightning.data.rank_shards import EvaluationShard, RankBatchSampler
-from nslightning.data.training_position import (
-    saved_position,
-    training_position,
-    upcoming_epoch,
-)
+from nslightning.data.training_position import PositionedDataModule, upcoming_epoch
 from nslightning.data.vocabulary import Vocabulary
 
 
@@ -114,7 +108,7 @@ class Relation:
     known: KnownPositives
 
 
-class PairDataModule(pl.LightningDataModule):
+class PairDataModule(PositionedDataModule):
     """Reads a two-sided relation, maps ids through vocabularies, serves training batches and
     ranking evaluation chunks.
 
@@ -183,7 +177,6 @@ class PairDataModule(pl.LightningDataModule):
         self.eval_chunk_size = eval_chunk_size
         self.num_workers = num_workers
         self.seed = seed
-        self._resume_at: tuple[int, int] | None = None  # (epoch, batches done) of a checkpoint
         self._relation: Relation | None = None
 
     # --------------------------------------------------------------- the relation
@@ -281,10 +274,8 @@ class PairDataModule(pl.LightningDataModule):
         # The epoch about to run (with workers the DataLoader draws its order before
         # Lightning's own set_epoch); a resumed run continues its epoch's order and position.
         batches.set_epoch(upcoming_epoch(self.trainer))
-        if self._resume_at is not None:
-            batches.set_epoch(self._resume_at[0])
-            batches.resume(*self._resume_at)
-            self._resume_at = None
+        if (point := self.resume_point()) is not None:
+            batches.resume(*point)
         # generator: a new iterator draws its workers' seed from it, not from the global RNG
         return DataLoader(
             PairBatches(self.train_pairs),
@@ -294,14 +285,6 @@ class PairDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator(),
         )
-
-    # --------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """The position in the epoch's batch order, so that a resumed run continues it."""
-        return {"position": training_position(self.trainer)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resume_at = saved_position(state_dict)
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         rank, world_size = self._rank()

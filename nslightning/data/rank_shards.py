@@ -32,15 +32,45 @@ def skipped_steps(resume_at: tuple[int, int] | None, epoch: int) -> int:
     return resume_at[1]
 
 
-class RankOrder(DistributedSampler[int]):
+class RankShare(DistributedSampler[Item], Generic[Item]):
+    """The part of ``count`` shuffled indices that one rank visits, in an order that depends
+    only on ``(seed, epoch)`` (see :func:`rank_positions`), and that can resume part-way
+    through an epoch. As a ``DistributedSampler`` Lightning leaves it in place and calls
+    :meth:`set_epoch`. Subclasses yield single indices or batches of them (one step each)."""
+
+    def __init__(self, count: int, shuffle: bool, seed: int, rank: int, world_size: int) -> None:
+        super().__init__(
+            range(count),  # type: ignore[arg-type]  # only its length is read
+            num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+        )
+        self.count = count
+        self.per_rank = -(-count // world_size)
+        self._resume_at: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, steps_done: int) -> None:
+        """Sets ``epoch``, whose next pass starts after its first ``steps_done`` steps (a run
+        resumed from a checkpoint saved part-way through that epoch)."""
+        self.set_epoch(int(epoch))
+        self._resume_at = (int(epoch), int(steps_done))
+
+    def positions(self) -> tuple[Tensor, int]:
+        """This epoch's ``(per_rank,)`` indices of this rank, and how many steps to skip (the
+        resumed ones, once)."""
+        mine = rank_positions(
+            self.count, self.shuffle, self.seed + self.epoch, self.rank, self.num_replicas
+        )
+        skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None
+        return mine, skip
+
+
+class RankOrder(RankShare[int]):
     """Indices of a map-style dataset for one rank, in an order that depends only on
     ``(seed, epoch)``, so that a run resumed from a checkpoint visits the same items.
 
     Each epoch the ``count`` indices are shuffled with ``seed + epoch`` (or kept in order),
     padded by wrapping around to a multiple of ``world_size``, and rank ``r`` takes positions
     ``r, r + world_size, ...`` (see :func:`rank_positions`). Unlike a ``DataLoader``'s
-    ``shuffle=True``, the order does not draw from the global RNG. As a ``DistributedSampler``
-    Lightning leaves it in place and calls :meth:`set_epoch`.
+    ``shuffle=True``, the order does not draw from the global RNG.
 
     Args:
         count: number of items.
@@ -55,30 +85,17 @@ class RankOrder(DistributedSampler[int]):
     ) -> None:
         if count < 1:
             raise ValueError("no training items: the dataset is empty.")
-        super().__init__(
-            range(count),  # type: ignore[arg-type]  # only its length is read
-            num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-        )
-        self.count = count
-        self.per_rank = -(-count // world_size)
-        self._resume_at: tuple[int, int] | None = None
-
-    def resume(self, epoch: int, steps_done: int) -> None:
-        """Starts the next pass over ``epoch``'s order after its first ``steps_done`` items."""
-        self._resume_at = (int(epoch), int(steps_done))
+        super().__init__(count, shuffle, seed, rank, world_size)
 
     def __iter__(self) -> Iterator[int]:
-        mine = rank_positions(
-            self.count, self.shuffle, self.seed + self.epoch, self.rank, self.num_replicas
-        )
-        skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None
+        mine, skip = self.positions()
         yield from mine[skip:].tolist()
 
     def __len__(self) -> int:
         return self.per_rank
 
 
-class RankBatchSampler(DistributedSampler[list[int]]):
+class RankBatchSampler(RankShare[list[int]]):
     """Batches of indices for one rank: every rank gets the same number of batches, of the same
     sizes, from a shuffle that all ranks share.
 
@@ -86,8 +103,7 @@ class RankBatchSampler(DistributedSampler[list[int]]):
     rank), padded by wrapping around to a multiple of ``world_size`` (as ``DistributedSampler``
     does), and rank ``r`` takes positions ``r, r + world_size, ...``, cut into batches of
     ``batch_size``. Equal batches keep DDP's collectives in step and let negatives be gathered
-    across ranks. It is a ``DistributedSampler``, so Lightning leaves it in place and calls
-    :meth:`set_epoch`.
+    across ranks.
 
     Args:
         count: number of training examples.
@@ -111,25 +127,11 @@ class RankBatchSampler(DistributedSampler[list[int]]):
             raise ValueError("no training examples: the relation is empty after min_count.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        super().__init__(
-            range(count),  # type: ignore[arg-type]  # only its length is read
-            num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-        )
-        self.count = count
+        super().__init__(count, shuffle, seed, rank, world_size)
         self.batch_size = batch_size
-        self.per_rank = -(-count // world_size)
-        self._resume_at: tuple[int, int] | None = None
-
-    def resume(self, epoch: int, batches_done: int) -> None:
-        """Starts the next pass over ``epoch``'s order after its first ``batches_done`` batches
-        (a run resumed from a checkpoint saved part-way through that epoch)."""
-        self._resume_at = (int(epoch), int(batches_done))
 
     def __iter__(self) -> Iterator[list[int]]:
-        mine = rank_positions(
-            self.count, self.shuffle, self.seed + self.epoch, self.rank, self.num_replicas
-        )
-        skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None
+        mine, skip = self.positions()
         for start in range(skip * self.batch_size, self.per_rank, self.batch_size):
             yield mine[start : start + self.batch_size].tolist()
 

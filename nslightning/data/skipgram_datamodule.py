@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -17,11 +16,7 @@ from nslightning.data.skipgram_store import skipgram_store
 from nslightning.data.subsampling import keep_probabilities
 from nslightning.data.token_counts import DEFAULT_COUNT_LIMIT
 from nslightning.data.token_store import TokenStore
-from nslightning.data.training_position import (
-    saved_position,
-    training_position,
-    upcoming_epoch,
-)
+from nslightning.data.training_position import PositionedDataModule, upcoming_epoch
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
 from nslightning.random_stream import RandomStream
@@ -53,7 +48,7 @@ class TokenChunks(Dataset[dict[str, Tensor]]):
         return {"tokens": tokens, "sentence_ids": sentence_ids}
 
 
-class SkipGramDataModule(pl.LightningDataModule):
+class SkipGramDataModule(PositionedDataModule):
     """Reads a corpus, builds the vocabulary and serves skip-gram windows.
 
     The corpus is encoded once into a token store in the cache folder
@@ -128,7 +123,6 @@ class SkipGramDataModule(pl.LightningDataModule):
         self._store: TokenStore | None = None
         self._keep_prob: Tensor | None = None
         self._stream = RandomStream(seed, derive=window_stream_seed)
-        self._resume_at: tuple[int, int] | None = None  # (epoch, chunks done) of a checkpoint
 
     # --------------------------------------------------------------- corpus and vocabulary
     @property
@@ -171,13 +165,13 @@ class SkipGramDataModule(pl.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """The window stream's state and the position in the epoch's chunk order, so that a
         resumed run continues both."""
-        return {"stream": self._stream.state_dict(), "position": training_position(self.trainer)}
+        return {**super().state_dict(), "stream": self._stream.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "stream" not in state_dict:  # a checkpoint from before positions were saved
             state_dict = {"stream": state_dict}
+        super().load_state_dict(state_dict)
         self._stream.load_state_dict(state_dict["stream"])
-        self._resume_at = saved_position(state_dict)
 
     # --------------------------------------------------------------- loading
     def setup(self, stage: str) -> None:
@@ -193,10 +187,8 @@ class SkipGramDataModule(pl.LightningDataModule):
         # the epoch about to run: with workers the DataLoader draws its order before
         # Lightning's own set_epoch
         order.set_epoch(upcoming_epoch(trainer))
-        if self._resume_at is not None:
-            order.set_epoch(self._resume_at[0])
-            order.resume(*self._resume_at)
-            self._resume_at = None
+        if (point := self.resume_point()) is not None:
+            order.resume(*point)
         # generator: a new iterator draws its workers' seed from it, not from the global RNG
         return DataLoader(
             chunks,

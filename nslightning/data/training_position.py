@@ -34,6 +34,26 @@ def upcoming_epoch(trainer: pl.Trainer | None) -> int:
     return int(epochs.processed)
 
 
+class PositionedDataModule(pl.LightningDataModule):
+    """A DataModule whose checkpoints record the training position (:func:`training_position`)
+    and whose next training DataLoader, after a checkpoint is loaded, takes it once
+    (:meth:`resume_point`); later DataLoaders start their epochs whole."""
+
+    _resume_at: tuple[int, int] | None = None  # (epoch, steps done) of a loaded checkpoint
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position in the epoch's order, so that a resumed run continues it."""
+        return {"position": training_position(self.trainer)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = saved_position(state_dict)
+
+    def resume_point(self) -> tuple[int, int] | None:
+        """The loaded checkpoint's ``(epoch, steps done)``, once; ``None`` after that."""
+        point, self._resume_at = self._resume_at, None
+        return point
+
+
 def saved_position(state: dict[str, Any]) -> tuple[int, int] | None:
     """The ``(epoch, steps_done)`` of a DataModule state, ``None`` in a checkpoint from before
     positions were saved."""
