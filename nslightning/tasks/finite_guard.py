@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from nslightning.distributed import world_size
+from nslightning.distributed import max_over_ranks, rank, world_size
 from nslightning.loggers.steps import logging_step
 
 
@@ -182,10 +181,7 @@ class FiniteGuard:
     @staticmethod
     def _bad_rank(bad: bool, device: torch.device) -> int | None:
         """The highest rank that saw a non-finite value, or ``None`` (a collective)."""
-        flag = torch.tensor([dist.get_rank() + 1 if bad else 0], dtype=torch.int64,
-                            device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        found = int(flag.item())
+        found = max_over_ranks(rank() + 1 if bad else 0, device)
         return found - 1 if found else None
 
     def _message(
