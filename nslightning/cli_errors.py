@@ -46,7 +46,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonargparse
 from jsonargparse import DefaultHelpFormatter
@@ -130,21 +130,15 @@ def run_command_line(build: Callable[..., object], args: Any = None) -> None:
     try:
         build(args, parser_kwargs=parser_kwargs())
     except Preempted as stop:  # a checkpoint was saved: not an error
-        sys.stdout.flush()
-        print(f"{PROG}: {stop}", file=sys.stderr, flush=True)
-        raise SystemExit(stop.exit_code) from None
+        stop_with(f"{PROG}: {stop}", stop.exit_code)
     except SIGTERMException:  # Lightning's, before training started: nothing was saved
-        sys.stdout.flush()
-        print(f"{PROG}: stopped by SIGTERM before training started; nothing was saved.",
-              file=sys.stderr, flush=True)
-        raise SystemExit(128 + signal.SIGTERM) from None
+        stop_with(f"{PROG}: stopped by SIGTERM before training started; nothing was saved.",
+                  128 + signal.SIGTERM)
     except KeyboardInterrupt:
         if debug_enabled():
             raise
-        sys.stdout.flush()
-        print(f"\n{PROG}: interrupted (Ctrl-C); nothing was saved since the last checkpoint.",
-              file=sys.stderr, flush=True)
-        raise SystemExit(128 + signal.SIGINT) from None
+        stop_with(f"\n{PROG}: interrupted (Ctrl-C); nothing was saved since the last "
+                  "checkpoint.", 128 + signal.SIGINT)
     except Exception as error:  # every error is reported, then exits non-zero
         report = describe(error)
         sys.stdout.flush()
@@ -152,8 +146,14 @@ def run_command_line(build: Callable[..., object], args: Any = None) -> None:
             traceback.print_exception(error, file=sys.stderr)
         elif report.exit_code == EXIT_RUN:
             print(DEBUG_HINT, file=sys.stderr)
-        print(report.line, file=sys.stderr, flush=True)
-        raise SystemExit(report.exit_code) from None
+        stop_with(report.line, report.exit_code)
+
+
+def stop_with(last_line: str, exit_code: int) -> NoReturn:
+    """Prints ``last_line`` as stderr's last line (after what stdout holds) and exits."""
+    sys.stdout.flush()
+    print(last_line, file=sys.stderr, flush=True)
+    raise SystemExit(exit_code) from None
 
 
 def debug_enabled() -> bool:
