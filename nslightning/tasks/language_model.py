@@ -142,8 +142,9 @@ class LanguageModelTask(pl.LightningModule):
         # carried on by a run resumed part-way through an epoch (a new epoch starts afresh)
         hidden = self._hidden["train"]
         mid_epoch = training_position(self._trainer)["steps_done"] > 0
-        keep = hidden is not None and mid_epoch
-        checkpoint[TRAIN_HIDDEN_KEY] = [h.cpu() for h in hidden] if keep else None  # type: ignore[union-attr]
+        checkpoint[TRAIN_HIDDEN_KEY] = (
+            [h.cpu() for h in hidden] if hidden is not None and mid_epoch else None
+        )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved_hidden = checkpoint.get(TRAIN_HIDDEN_KEY)
