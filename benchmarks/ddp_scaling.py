@@ -57,7 +57,9 @@ TASKS: dict[str, tuple[str, list[str], str]] = {
 }
 
 
-def run_task(task: str, processes: int, accelerator: str, threads: int) -> dict[str, object]:
+def run_task(
+    task: str, processes: int, accelerator: str, threads: int, extra: list[str]
+) -> dict[str, object]:
     config, bounds, metric = TASKS[task]
     with tempfile.TemporaryDirectory() as folder:
         command = [
@@ -65,7 +67,7 @@ def run_task(task: str, processes: int, accelerator: str, threads: int) -> dict[
             "-c", str(CONFIGS / "trainer/ddp.yaml"), "--trainer.accelerator", accelerator,
             "--trainer.devices", str(processes), "--trainer.max_epochs", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-            *bounds,
+            *bounds, *extra,
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "offline"}
         start = time.perf_counter()
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
+    parser.add_argument("--engine", choices=["auto", "fused", "autograd"], default=None,
+                        help="skip-gram's engine (default: the config's)")
     args = parser.parse_args()
     device = (
         torch.cuda.get_device_name(0) if args.accelerator == "gpu" else platform.processor()
@@ -101,11 +105,13 @@ def main() -> None:
     for task in args.tasks.split(","):
         base: float | None = None
         for processes in (int(p) for p in args.processes.split(",")):
-            result = run_task(task, processes, args.accelerator, args.threads)
+            extra = ["--model.engine", args.engine] if task == "skipgram" and args.engine else []
+            result = run_task(task, processes, args.accelerator, args.threads, extra)
             throughput = float(result["throughput"])  # type: ignore[arg-type]
             base = throughput if base is None else base
             result.update(
                 speedup=round(throughput / base, 2), threads_per_process=args.threads,
+                engine=args.engine if task == "skipgram" else None,
                 device=device, cpu_count=os.cpu_count(), torch=torch.__version__,
             )
             print(json.dumps(result), flush=True)

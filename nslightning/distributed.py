@@ -100,6 +100,27 @@ def max_over_ranks(value: int, device: torch.device) -> int:
     return int(tensor.item())
 
 
+def gather_uneven_ids(ids: Tensor) -> Tensor:
+    """Every rank's ``(n_r,)`` non-negative ids, of any lengths, concatenated in rank order
+    (two small collectives: the longest length, then the ids padded to it).
+
+    Args:
+        ids: ``(n,)`` long ids ``>= 0``.
+
+    Returns:
+        ``(Σ_r n_r,)`` long.
+    """
+    if world_size() == 1:
+        return ids
+    longest = max_over_ranks(ids.numel(), ids.device)
+    padded = torch.full((longest,), -1, dtype=torch.int64, device=ids.device)
+    padded[: ids.numel()] = ids
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    every = torch.cat(parts)
+    return every[every >= 0]
+
+
 def mean_over_ranks(value: Tensor) -> Tensor:
     """The mean over ranks of a scalar without gradient (a loss's normalizer), on every rank.
 

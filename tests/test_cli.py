@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import wandb
 from gensim.models import KeyedVectors
 
-from nslightning.cli import build_cli, main
+from nslightning.cli import NSLightningCLI, build_cli, main
 from nslightning.samplers import UniformSampler, UnigramSampler
+from tests.loggers.wandb_records import read_offline_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -62,20 +67,42 @@ def test_sampler_swap(topic_corpus_file: Path, swap: list[str], expected: type, 
     assert cli.model.vocab_size == cli.datamodule.vocab_size == 32
 
 
+def check_exported_vectors(path: Path, cli: NSLightningCLI, initial: torch.Tensor) -> None:
+    """The file holds the trained input table (word2vec's syn0), row by row of the vocabulary,
+    and every word of the corpus moved from its initial vector."""
+    vectors = KeyedVectors.load_word2vec_format(str(path))
+    assert len(vectors) == 32 and vectors.vector_size == 8
+    tokens = cli.datamodule.vocabulary.tokens
+    assert list(vectors.index_to_key) == list(tokens)
+    trained = cli.model.embeddings.input.weight.detach().numpy()
+    np.testing.assert_allclose(vectors.vectors, trained, rtol=1e-5, atol=1e-7)
+    assert (trained != initial.numpy()).any(axis=1).all()
+
+
 @pytest.mark.parametrize(
-    "swap",
+    ("swap", "expected", "engine"),
     [
-        ["--model.optimizer", "torch.optim.Adagrad"],
-        ["--model.optimizer", "torch.optim.SGD"],
-        ["--model.optimizer", "torch.optim.Adam", "--model.sparse", "false"],
+        (["--model.optimizer", "torch.optim.Adagrad"], torch.optim.Adagrad, "autograd"),
+        (["--model.optimizer", "torch.optim.SGD"], torch.optim.SGD, "fused"),
+        (["--model.optimizer", "torch.optim.Adam", "--model.sparse", "false"], torch.optim.Adam,
+         "autograd"),
     ],
 )
 def test_optimizer_swap_trains(
-    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: list[str]
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: list[str],
+    expected: type, engine: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap])
-    assert (tmp_path / "outputs/skipgram/logs/version_0/vectors.txt").exists()
+    args = [*tiny_args(topic_corpus_file), "--trainer.max_epochs", "1", *swap]
+    initial = build_cli(args, run=False).model.embeddings.input.weight.detach().clone()
+    cli = build_cli(["fit", *args])
+    (optimizer,) = cli.trainer.optimizers
+    assert type(optimizer) is expected and cli.model.engine_in_use == engine
+    if engine == "autograd":  # every update stepped the optimizer with both tables' gradients
+        tables = [cli.model.embeddings.input.weight, cli.model.embeddings.output.weight]
+        steps = {int(optimizer.state[table]["step"]) for table in tables}
+        assert steps == {cli.trainer.global_step} and cli.trainer.global_step > 0
+    check_exported_vectors(tmp_path / "outputs/skipgram/logs/version_0/vectors.txt", cli, initial)
 
 
 @pytest.mark.parametrize("optimizer", ["torch.optim.Adam", "torch.optim.Adagrad"])
@@ -114,14 +141,27 @@ def test_wandb_logger_config_runs_offline(
     topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    args = [*tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
+            "--trainer.logger", str(CONFIGS / "loggers/wandb.yaml")]
+    initial = build_cli(args, run=False).model.embeddings.input.weight.detach().clone()
     try:
-        main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_epochs", "1",
-              "--trainer.logger", str(CONFIGS / "loggers/wandb.yaml")])
+        cli = build_cli(["fit", *args])
     finally:
         wandb.finish()  # Lightning leaves the run open: a later test's logger would reuse it
-    runs = list((tmp_path / "outputs/wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    assert list(runs[0].glob("*.wandb"))
+    (run_dir,) = (tmp_path / "outputs/wandb").glob("offline-run-*")
+    run = read_offline_run(run_dir)
+    assert run.run_id == cli.trainer.logger.version and run_dir.name.endswith(run.run_id)
+    assert run.config["model"]["init_args"]["dim"] == 8
+    # one train/loss row per step (log_every_n_steps 1), the last one the task's last loss
+    rows = [row for row in run.history if "train/loss" in row]
+    assert [row["trainer/global_step"] for row in rows] == list(range(cli.trainer.global_step))
+    losses = [row["train/loss"] for row in rows]
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses)
+    assert losses[-1] == pytest.approx(cli.trainer.callback_metrics["train/loss"].item())
+    assert run.summary["train/loss"] == {"min": min(losses)}  # the best value, not the last
+    # the vectors go to the W&B run's own folder: <save_dir>/<project>/<run id>
+    check_exported_vectors(tmp_path / "outputs/nslightning" / run.run_id / "vectors.txt", cli,
+                           initial)
 
 
 def test_csv_logger_fragment(topic_corpus_file: Path, tmp_path: Path,
@@ -133,9 +173,15 @@ def test_csv_logger_fragment(topic_corpus_file: Path, tmp_path: Path,
 
 
 def test_python_dash_m_and_console_script_help() -> None:
-    for command in ([sys.executable, "-m", "nslightning", "--help"], ["nslightning", "--help"]):
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        assert "fit" in result.stdout
+    # this environment's own script, whether or not its folder is on PATH
+    script = Path(sysconfig.get_path("scripts")) / "nslightning"
+    assert script.is_file(), f"no console script {script}: reinstall with pip install -e ."
+    for command in ([sys.executable, "-m", "nslightning"], [str(script)]):
+        result = subprocess.run([*command, "fit", "--help"], capture_output=True, text=True,
+                                check=True)
+        # both go through the command line's main(): its help ends with the task's options
+        assert "--trainer.max_epochs" in result.stdout
+        assert "nslightning fit --model.help SkipGramTask" in result.stdout
 
 
 SAMPLER_CONFIGS = sorted((CONFIGS / "samplers").glob("*.yaml"))

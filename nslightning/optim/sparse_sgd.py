@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+
+from nslightning.distributed import gather_uneven_ids, world_size
 
 
 class SparseSGD(Optimizer):
@@ -25,6 +28,13 @@ class SparseSGD(Optimizer):
     of a row that appears ``n > max_repeats`` times in one sparse gradient are scaled by
     ``max_repeats / n``; rows that appear less often get the plain sum.
 
+    Under DDP the gradient that reaches the optimizer is the ranks' gradients merged by a
+    sparse all-reduce (gloo), which coalesces them: each row once, its contributions summed.
+    So that the cap stays that of one process with the whole batch, a gradient hook keeps the
+    rows of each rank's own gradient before the merge, and ``step`` gathers every rank's rows to
+    count them (the cap scales all of a row's contributions alike, so it applies to their sum).
+    Over NCCL the tables have dense gradients and no cap applies.
+
     Args:
         params: parameters or parameter groups.
         lr: learning rate (word2vec's ``alpha``; 0.025 for skip-gram).
@@ -39,8 +49,23 @@ class SparseSGD(Optimizer):
             raise ValueError(f"SparseSGD lr must be > 0, got {lr}.")
         if max_repeats is not None and not max_repeats >= 1:
             raise ValueError(f"max_repeats must be >= 1 or None, got {max_repeats}.")
+        # rows of each parameter's sparse gradients before DDP merges them (see _remember_rows)
+        self._rows_before_merge: dict[Tensor, Tensor] = {}
         super().__init__(params, {"lr": lr})
         self.max_repeats = None if max_repeats == math.inf else max_repeats
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        owner = weakref.ref(self)
+        handles = [
+            param.register_hook(lambda grad, param=param: _remember_rows(owner, param, grad))
+            for param in self.param_groups[-1]["params"]
+        ]
+        weakref.finalize(self, _remove_hooks, handles)  # a later optimizer brings its own
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        self._rows_before_merge.clear()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -48,6 +73,7 @@ class SparseSGD(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        counted_over_ranks = self._counts_over_ranks() if self.max_repeats is not None else {}
         for group in self.param_groups:
             for param in group["params"]:
                 grad: Tensor | None = param.grad
@@ -57,7 +83,7 @@ class SparseSGD(Optimizer):
                     rows, values = grad._indices()[0], grad._values()
                     scale = -group["lr"]
                     if self.max_repeats is not None:
-                        repeats = self._count_repeats(param, rows)
+                        repeats = self._count_repeats(param, rows, counted_over_ranks.get(param))
                         cap = (self.max_repeats / repeats).clamp_(max=1.0)
                         scale = cap.unsqueeze(1).mul_(scale)
                     # Scaling first: index_add_ with `alpha` takes a slower path (4x on CPU).
@@ -66,9 +92,40 @@ class SparseSGD(Optimizer):
                     param.add_(grad, alpha=-group["lr"])
         return loss
 
-    def _count_repeats(self, param: Tensor, rows: Tensor) -> Tensor:
-        """``(M,)`` how often each of ``rows`` occurs in ``rows``, in O(M) (no sort).
+    def _counts_over_ranks(self) -> dict[Tensor, tuple[Tensor, Tensor]]:
+        """For each parameter whose sparse gradient is DDP's merge of the ranks' gradients:
+        ``(rows (R,), ones (R,))``, every row of every rank's gradient before the merge (each
+        rank's rows kept by the hook). One gather for all of them (collectives: under DDP
+        every rank steps alike); ``{}`` in one process."""
+        if world_size() == 1:
+            return {}
+        merged = [
+            param for group in self.param_groups for param in group["params"]
+            if param.grad is not None and param.grad.is_sparse and param.grad.is_coalesced()
+            and param in self._rows_before_merge
+        ]
+        if not merged:
+            return {}
+        offsets = [0]
+        for param in merged:  # the parameters' rows side by side in one index space
+            offsets.append(offsets[-1] + param.shape[0])
+        rows = torch.cat([self._rows_before_merge.pop(param) + offset
+                          for param, offset in zip(merged, offsets, strict=False)])
+        every = gather_uneven_ids(rows)  # all ranks' rows (an all_gather: 4x faster than
+        # gloo's sparse all-reduce of the counts)
+        result = {}
+        for param, start, end in zip(merged, offsets, offsets[1:], strict=False):
+            inside = every[(every >= start) & (every < end)] - start
+            result[param] = (inside, torch.ones(inside.shape, device=inside.device))
+        return result
 
+    def _count_repeats(
+        self, param: Tensor, rows: Tensor, counted: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """``(M,)`` how often each of ``rows`` occurs in the gradient, in O(M) (no sort).
+
+        ``rows`` themselves are counted, or, for DDP's merged gradient, ``counted``: the rows
+        of every rank's gradient and their counts (see :meth:`_counts_over_ranks`).
         A per-parameter counter of ``V`` zeros is kept in the optimizer state; the rows are
         counted into it, read back and reset, so no step touches all ``V`` entries.
         """
@@ -77,7 +134,25 @@ class SparseSGD(Optimizer):
         if counter is None or counter.shape[0] != param.shape[0]:
             counter = torch.zeros(param.shape[0], device=param.device, dtype=torch.float32)
             state["repeat_counter"] = counter
-        counter.index_add_(0, rows, torch.ones(rows.shape, device=rows.device))
+        ids, values = counted or (rows, torch.ones(rows.shape, device=rows.device))
+        counter.index_add_(0, ids, values)
         repeats = counter[rows]
-        counter.index_fill_(0, rows, 0.0)
+        counter.index_fill_(0, ids, 0.0)
         return repeats
+
+
+def _remove_hooks(handles: list[Any]) -> None:
+    for handle in handles:
+        handle.remove()
+
+
+def _remember_rows(owner: weakref.ref[SparseSGD], param: Tensor, grad: Tensor) -> None:
+    """A gradient hook: keeps the rows of ``param``'s sparse gradient on this rank, before
+    DDP's all-reduce merges the ranks' gradients (several backward passes before a step add
+    up). Does nothing in one process, or once the optimizer is gone."""
+    optimizer = owner()
+    if optimizer is None or not grad.is_sparse or world_size() == 1:
+        return
+    rows = grad._indices()[0]
+    kept = optimizer._rows_before_merge.get(param)
+    optimizer._rows_before_merge[param] = rows if kept is None else torch.cat([kept, rows])

@@ -15,52 +15,10 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from nslightning.distributed import mean_over_ranks
 from nslightning.kernels import fused_sgns_update
 from nslightning.kernels.sgns_numba import set_threads
-from nslightning.losses.contrastive import WeightedContrastiveLoss
-from nslightning.losses.softmax import InfoNCELoss
 from nslightning.samplers import InBatchSampler, MemoryBankSampler, UnigramSampler
-from nslightning.tasks.contrastive import ContrastiveTask
 from nslightning.tasks.skipgram_engine import RankUpdates
-
-# 16 pairs; ids repeat (in both halves and across them), so duplicates are masked and the
-# number of kept negatives differs between the two halves.
-ANCHORS = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3])
-ITEMS = torch.tensor([3, 5, 7, 3, 9, 11, 13, 15, 2, 4, 6, 8, 10, 12, 14, 4])
-WEIGHTS = torch.linspace(0.5, 2.0, 16)
-
-
-def gradients(loss_name: str, rank: int, world: int, global_normalizer: bool) -> dict:
-    """The averaged gradients of a ContrastiveTask step with in-batch negatives across ranks."""
-    torch.manual_seed(0)  # the same initial tables in every process
-    loss = (
-        InfoNCELoss(temperature=0.5, correct_log_q=True)
-        if loss_name == "info_nce"
-        else WeightedContrastiveLoss(lam=0.7)
-    )
-    task = ContrastiveTask(
-        16, num_anchors=12, dim=6, num_negatives=100, filter_known=False, max_exclude=0,
-        sampler=InBatchSampler(all_others=True, across_ranks=True), loss=loss,
-    )
-    task.sampler.set_rank(rank)
-    task.sampler.setup(torch.ones(16, dtype=torch.long))
-    if world > 1 and global_normalizer:
-        task.loss.reduce_total = mean_over_ranks  # what ContrastiveTask.setup does under DDP
-    share = slice(rank * 16 // world, (rank + 1) * 16 // world)
-    batch = {"anchors": ANCHORS[share], "items": ITEMS[share]}
-    if loss_name == "weighted":
-        batch["weights"] = WEIGHTS[share]
-    step = task.batch_loss(batch)
-    step.loss.backward()
-    grads = {}
-    for name, param in task.named_parameters():
-        grad = param.grad if param.grad is not None else torch.zeros_like(param)
-        if world > 1:  # what DDP does: the mean over ranks
-            dist.all_reduce(grad)
-            grad = grad / world
-        grads[name] = grad
-    return {"grads": grads, "columns": step.scores.shape[1] - 1}
 
 
 def draws(rank: int, world: int) -> dict:
@@ -182,8 +140,7 @@ def main() -> None:
     elif scenario == "finite_guard":
         result = finite_guard(rank_number, world_size)
     else:
-        loss_name, _, normalizer = scenario.partition(":")
-        result = gradients(loss_name, rank_number, world_size, normalizer != "local")
+        raise SystemExit(f"unknown scenario {scenario!r}")
     torch.save(result, os.path.join(out, f"rank{rank_number}.pt"))
     if world_size > 1:
         dist.destroy_process_group()

@@ -3,8 +3,6 @@ line as users run it, with the shipped configs/trainer/ddp.yaml."""
 
 from __future__ import annotations
 
-import csv
-import os
 import signal
 import subprocess
 import sys
@@ -15,43 +13,16 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
+from tests.distributed.processes import (
+    CONFIGS,
+    RECORD_STEPS,
+    TWO_PROCESSES,
+    environment,
+    last,
+    logged,
+    nslightning,
+)
 from tests.tasks.test_lm_task import pattern_text
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TWO_PROCESSES = [
-    "-c", str(CONFIGS / "trainer/ddp.yaml"), "--trainer.accelerator", "cpu",
-    "--trainer.devices", "2", "--trainer.enable_progress_bar", "false",
-]
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def nslightning(folder: Path, *args: str) -> str:
-    """Runs ``python -m nslightning ARGS`` in ``folder``; returns its output, fails on errors."""
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    done = subprocess.run(
-        [sys.executable, "-m", "nslightning", *args], cwd=folder, env=env, capture_output=True,
-        text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    return done.stdout + done.stderr
-
-
-def logged(folder: Path) -> list[dict[str, str]]:
-    metrics = sorted(folder.glob("version_*/metrics.csv"))[-1]
-    with metrics.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def last(rows: list[dict[str, str]], key: str) -> float:
-    values = [float(row[key]) for row in rows if row.get(key)]
-    assert values, f"{key} was not logged"
-    return values[-1]
-
-
-SAVE_TABLES = "tests.distributed.save_tables.SaveTables"
 
 
 @pytest.mark.parametrize(
@@ -66,27 +37,33 @@ SAVE_TABLES = "tests.distributed.save_tables.SaveTables"
 def test_skipgram_trains_on_two_processes(
     topic_corpus_file: Path, tmp_path: Path, engine: str, bounds: list[str]
 ) -> None:
-    tables = tmp_path / "tables"
+    steps = tmp_path / "steps"
     nslightning(
         tmp_path, "fit", "-c", str(CONFIGS / "skipgram.yaml"), *TWO_PROCESSES,
         "--data.corpus", str(topic_corpus_file), "--data.min_count", "1",
         "--data.batch_size", "500", "--model.dim", "8", *bounds,
         "--trainer.log_every_n_steps", "1", "--model.engine", engine,
-        f"--trainer.callbacks+={SAVE_TABLES}", f"--trainer.callbacks.folder={tables}",
+        f"--trainer.callbacks+={RECORD_STEPS}", f"--trainer.callbacks.folder={steps}",
     )
     # both ranks end with the same tables: each holds every rank's updates
-    first, second = (torch.load(tables / f"rank{rank}.pt") for rank in (0, 1))
-    assert first["step"] == second["step"] > 0
-    for name, table in first["tables"].items():
-        assert torch.equal(table, second["tables"][name]), name
+    first, second = (torch.load(steps / f"rank{rank}.pt", weights_only=False) for rank in (0, 1))
+    assert first["global_step"] == second["global_step"] > 0
+    for name, table in first["end"].items():
+        assert torch.equal(table, second["end"][name]), name
+        assert not torch.equal(table, first["start"][name]), name
+    # the logged pair counts are summed over the ranks: every pair of both ranks' batches
     rows = logged(tmp_path / "outputs/skipgram/logs")
+    pairs = sum(int(batch["mask"].sum()) for rank in (first, second) for batch in rank["batches"])
+    assert sum(float(row["train/pairs"]) for row in rows if row.get("train/pairs")) == pairs
     assert last(rows, "train/loss") > 0 and last(rows, "train/words_per_s") > 0
     assert "val/ws353" in rows[0]
-    # export once, on rank 0: a complete file
+    # export once, on rank 0: a complete file of the final input vectors, in vocabulary order
     vectors = KeyedVectors.load_word2vec_format(
         str(tmp_path / "outputs/skipgram/logs/version_0/vectors.txt")
     )
     assert len(vectors) == 32
+    torch.testing.assert_close(torch.from_numpy(vectors.vectors),
+                               first["end"]["embeddings.input.weight"], rtol=1e-5, atol=1e-6)
 
 
 def test_contrastive_trains_and_validates_as_one_process(tmp_path: Path) -> None:
@@ -101,14 +78,16 @@ def test_contrastive_trains_and_validates_as_one_process(tmp_path: Path) -> None
         "--trainer.check_val_every_n_epoch", "1",
     )
     checkpoint = next((tmp_path / "outputs/contrastive/logs").glob("version_0/checkpoints/*"))
-    assert last(logged(tmp_path / "outputs/contrastive/logs"), "val/mrr") > 0
+    fitted = logged(tmp_path / "outputs/contrastive/logs")
     # The same checkpoint evaluated by 2 processes and by 1: nothing counted twice or missed.
     nslightning(tmp_path, "validate", *common, *TWO_PROCESSES, "--ckpt_path", str(checkpoint))
     two = logged(tmp_path / "outputs/contrastive/logs")
     nslightning(tmp_path, "validate", *common, "--ckpt_path", str(checkpoint))
     one = logged(tmp_path / "outputs/contrastive/logs")
+    # ... and what the two processes logged while fitting (the checkpoint is saved after it)
     for key in ("val/mrr", "val/map", "val/mean_rank", "val/hits@10"):
         assert last(two, key) == pytest.approx(last(one, key), rel=1e-5)
+        assert last(fitted, key) == pytest.approx(last(one, key), rel=1e-5)
 
 
 def test_language_model_trains_on_two_processes(tmp_path: Path) -> None:
@@ -139,9 +118,8 @@ def test_sigterm_stops_both_processes_at_one_step_with_a_checkpoint_that_resumes
         "--trainer.callbacks+=nslightning.callbacks.Preemption",
         "--trainer.callbacks.ddp_check_every", "2",
     ]
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    run = subprocess.Popen([sys.executable, "-m", "nslightning", *args], cwd=tmp_path, env=env,
+    run = subprocess.Popen([sys.executable, "-m", "nslightning", *args], cwd=tmp_path,
+                           env=environment(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "outputs/pairs/logs/version_0/checkpoints"
     while not (checkpoints / "last.ckpt").exists():

@@ -219,9 +219,18 @@ def test_reset_and_empty() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchmetrics: compute before update
         result = metric.compute()
-    assert result["mrr"].item() == 0 and result["map"].item() == 0
+    assert {name: value.item() for name, value in result.items()} == {
+        "mrr": 0.0, "mean_rank": 0.0, "map": 0.0, "hits@1": 0.0, "hits@3": 0.0, "hits@10": 0.0
+    }
+    # After a reset the metric counts as a fresh one: the first update left nothing behind.
     metric.update(scores, targets, filtered)
-    assert metric.compute()["mrr"].item() > 0
+    fresh = FilteredRanking()
+    fresh.update(scores, targets, filtered)
+    again, once = metric.compute(), fresh.compute()
+    expected = naive_metrics(scores, targets, filtered, (1, 3, 10))
+    assert set(again) == set(once) == set(expected)
+    for name, value in expected.items():
+        assert again[name].item() == once[name].item() == pytest.approx(value), name
 
 
 @pytest.mark.parametrize("ks", [(), (0,), (1, -3)])

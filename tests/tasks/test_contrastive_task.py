@@ -27,6 +27,7 @@ from nslightning.samplers import (
 )
 from nslightning.samplers.base import Draw, DrawRequest
 from nslightning.tasks import ContrastiveTask
+from nslightning.tasks.contrastive import PairStep
 
 
 def write_groups(path: Path, num_groups: int = 4, anchors: int = 6, items: int = 8) -> Path:
@@ -176,11 +177,42 @@ def test_hard_negatives_never_select_known_positives(groups: PairDataModule) -> 
     ids=["uniform", "unigram_unique_redraw", "in_batch", "memory_bank", "mixed", "hard_pool",
          "hard_index"],
 )
-def test_every_sampler_trains(groups: PairDataModule, tmp_path: Path, make_sampler) -> None:
+def test_every_sampler_trains(
+    groups: PairDataModule, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_sampler
+) -> None:
+    loss = RecordingLoss(WeightedContrastiveLoss())
     task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
-                           sampler=make_sampler(), diagnostics_every=1)
-    result = trainer(tmp_path, limit_train_batches=3).fit(task, groups)
-    assert result is None and torch.isfinite(task.embeddings.item_table.weight).all()
+                           sampler=make_sampler(), loss=loss, diagnostics_every=1)
+    steps: list[tuple[dict[str, Tensor], PairStep]] = []
+    batch_loss = task.batch_loss
+
+    def recording(batch: dict[str, Tensor]) -> PairStep:
+        steps.append((batch, batch_loss(batch)))
+        return steps[-1][1]
+
+    monkeypatch.setattr(task, "batch_loss", recording)
+    tables = {"anchors": task.embeddings.anchor_table.weight,
+              "items": task.embeddings.item_table.weight}
+    before = {name: table.detach().clone() for name, table in tables.items()}
+    run = trainer(tmp_path, limit_train_batches=3)
+    run.fit(task, groups)
+    assert run.global_step == 3 and len(steps) == len(loss.calls) == 3
+    moved = {name: not torch.equal(before[name], table) for name, table in tables.items()}
+    assert moved == {"anchors": True, "items": True}
+    assert all(torch.isfinite(table).all() for table in tables.values())
+    for (batch, step), call in zip(steps, loss.calls, strict=True):
+        # the loss masks exactly the known positives of the anchor (its own item among them)
+        ids = step.negatives.ids
+        known = groups.train_known.contains(batch["anchors"].unsqueeze(1), ids)
+        assert known[ids == batch["items"].unsqueeze(1)].all()
+        assert torch.equal(call["neg_mask"], ~known) and call["neg_mask"].any()
+        assert torch.equal(step.negatives.mask, ~known)
+        assert call["weights"] is not None and torch.equal(call["weights"], batch["weights"])
+    last = steps[-1][1]
+    logged = run.callback_metrics
+    assert torch.isfinite(last.loss) and logged["train/loss"].item() == last.loss.item()
+    masked = 1.0 - last.negatives.mask.float().mean()
+    assert logged["train/masked_share"].item() == pytest.approx(masked.item())
 
 
 @pytest.mark.parametrize("score", ["dot", "cosine", "euclidean"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
+from torch import Tensor
 
 from nslightning.data import SkipGramDataModule
 from nslightning.models import WindowScorer
@@ -25,6 +27,7 @@ from nslightning.samplers import (
 )
 from nslightning.samplers.base import DrawRequest
 from nslightning.tasks import SkipGramTask
+from nslightning.tasks.sampler_logging import log_sampler_diagnostics
 
 SAMPLERS = {
     "log_uniform": lambda: LogUniformSampler(seed=1),
@@ -53,12 +56,38 @@ def trainer(tmp_path: Path | None = None, **kwargs) -> pl.Trainer:
                       **kwargs)
 
 
+NEVER_HIT = {"hard_index", "hard_pool", "in_batch", "unique_redraw"}  # redrawn or set aside
+ALL_DISTINCT = {"hard_index", "hard_pool", "unique_redraw"}  # no id twice in a row
+
+
+def hit_rate_and_unique_fraction(centers: Tensor, negatives: Negatives) -> tuple[float, float]:
+    """The two diagnostics of a draw, counted one row at a time (a hit is the center)."""
+    hits = slots = distinct = valid = 0
+    for center, ids, mask in zip(
+        centers.tolist(), negatives.ids.tolist(), negatives.mask.tolist(), strict=True
+    ):
+        hits += sum(i == center for i in ids)
+        slots += len(ids)
+        kept = [i for i, keep in zip(ids, mask, strict=True) if keep]
+        distinct += len(set(kept))
+        valid += len(kept)
+    return hits / slots, distinct / valid
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_every_sampler_trains_and_logs_diagnostics(
-    topic_corpus_file: Path, tmp_path: Path, name: str
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     pl.seed_everything(0, verbose=False)
     task, data = make(topic_corpus_file, SAMPLERS[name](), diagnostics_every=3)
+    draws: dict[int, tuple[Tensor, Negatives]] = {}  # update -> (centers, negatives)
+    draw_negatives = task.draw_negatives
+
+    def recording(centers: Tensor, contexts: Tensor, mask: Tensor) -> Negatives:
+        draws[task.global_step] = (centers, draw_negatives(centers, contexts, mask))
+        return draws[task.global_step][1]
+
+    monkeypatch.setattr(task, "draw_negatives", recording)
     before = task.embeddings.output.weight.detach().clone()
     trainer(tmp_path).fit(task, data)
     assert not torch.equal(before, task.embeddings.output.weight)
@@ -67,13 +96,62 @@ def test_every_sampler_trains_and_logs_diagnostics(
     with open(metrics, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     logged = [row for row in rows if row.get("sampler/hit_rate")]
-    assert len(logged) >= 2
-    for row in logged:
-        assert 0.0 <= float(row["sampler/hit_rate"]) <= 1.0
-        assert 0.0 < float(row["sampler/unique_fraction"]) <= 1.0
+    updates = [int(float(row["sampler/update"])) for row in logged]
+    assert len(draws) == task.global_step  # one draw per update
+    assert updates == [update for update in sorted(draws) if update % 3 == 0]
+    for update, row in zip(updates, logged, strict=True):
+        # the diagnosed rows are the update's first update_size centers
+        centers, negatives = draws[update]
+        diagnosed = slice(0, task.update_size)
+        first = Negatives(negatives.ids[diagnosed], None, negatives.mask[diagnosed])
+        hit_rate, unique_fraction = hit_rate_and_unique_fraction(centers[diagnosed], first)
+        assert float(row["sampler/hit_rate"]) == pytest.approx(hit_rate, abs=1e-6)
+        assert float(row["sampler/unique_fraction"]) == pytest.approx(unique_fraction, abs=1e-6)
+        if name in ALL_DISTINCT:
+            assert unique_fraction == 1.0
         shares = [float(v) for k, v in row.items() if k.startswith("sampler/rank_share/") and v]
         assert shares and abs(sum(shares) - 1.0) < 1e-4
         assert {"sampler/pos_score", "sampler/neg_score", "sampler/score_gap"} <= set(row)
+    # no hit from the samplers that avoid them; the others drew some (and masked them)
+    rates = [float(row["sampler/hit_rate"]) for row in logged]
+    assert (max(rates) > 0) == (name not in NEVER_HIT)
+
+
+class RecordingLogger:
+    """Keeps what ``log_metrics`` got."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, float], int | None]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append((dict(metrics), step))
+
+
+def test_log_sampler_diagnostics_logs_the_statistics_of_a_known_draw() -> None:
+    # Row 0 (positive 4): a hit on 4 twice, 2 kept, 9 an empty slot (masked, not a hit).
+    # Row 1 (positive 1, excluded 6): a hit on 6 and on 1, 5 kept twice.
+    draw = Negatives(
+        ids=torch.tensor([[4, 2, 4, 9], [5, 6, 5, 1]]), log_q=None,
+        mask=torch.tensor([[False, True, False, False], [True, False, True, False]]),
+    )
+    logger = RecordingLogger()
+    loop = SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=3))
+    module = SimpleNamespace(
+        trainer=SimpleNamespace(is_global_zero=True, global_step=7, fit_loop=loop),
+        loggers=[logger],
+    )
+    positives, exclude = torch.tensor([4, 1]), torch.tensor([[-1], [6]])
+    values = log_sampler_diagnostics(
+        module, draw, 10, positives=positives, exclude=exclude, update=11  # type: ignore[arg-type]
+    )
+    assert logger.calls == [(values, 3)]  # at the batches' step, not the updates'
+    assert values == pytest.approx({
+        "sampler/hit_rate": 4 / 8,  # the empty slot is masked but no hit
+        "sampler/masked_rate": 5 / 8,
+        "sampler/unique_fraction": 2 / 3,  # kept: {2} in row 0, {5, 5} in row 1
+        "sampler/rank_share/0-10": 1.0,
+        "sampler/update": 11.0,
+    })
 
 
 class Recording(UnigramSampler):

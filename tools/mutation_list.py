@@ -1,0 +1,270 @@
+"""The one-line bugs that ``tools/mutations.py`` plants, each with the tests that must catch it.
+
+Each is a mistake someone could plausibly make in that line (a dropped factor, a sign, an
+off-by-one, a forgotten mask or rank), not a random operator swap. Add one when a review finds
+a bug the suite missed, with the tests that now catch it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DDP = "tests/distributed/test_ddp_equivalence.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One planted bug.
+
+    Attributes:
+        name: a short identifier (command-line argument).
+        path: the file, relative to the project root.
+        old: the text replaced; it must occur exactly once in the file.
+        new: what replaces it.
+        why: the bug in words.
+        tests: pytest arguments (paths, node ids, ``-k`` expressions) that must fail.
+    """
+
+    name: str
+    path: str
+    old: str
+    new: str
+    why: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # ---------------------------------------------------------------- DDP wiring of the tasks
+    Mutation(
+        "contrastive-local-normalizer", "nslightning/tasks/contrastive.py",
+        "            self.loss.reduce_total = mean_over_ranks\n", "            pass\n",
+        "under DDP the loss's means divide by the local batch's totals",
+        (DDP, "-k", "contrastive"),
+    ),
+    Mutation(
+        "contrastive-set-rank", "nslightning/tasks/contrastive.py",
+        "        self.sampler.set_rank(self.global_rank)\n", "",
+        "every rank draws the same negatives",
+        (f"{DDP}::test_contrastive_weighted_loss_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "skipgram-world-scaling", "nslightning/tasks/skipgram.py",
+        "self.manual_backward(loss_sum * world)", "self.manual_backward(loss_sum)",
+        "skip-gram's gradient is averaged over ranks instead of summed",
+        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "skipgram-update-count", "nslightning/tasks/skipgram.py",
+        "count = max_over_ranks(len(updates), self.device)", "count = len(updates)",
+        "ranks do not agree on the number of updates of a batch (a rank without rows hangs "
+        "the other in its gradient all-reduce)",
+        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "skipgram-set-rank", "nslightning/tasks/skipgram.py",
+        "        self.sampler.set_rank(self.global_rank)\n", "",
+        "skip-gram ranks draw the same negatives",
+        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "lm-set-rank", "nslightning/tasks/language_model.py",
+        "self.output.sampler.set_rank(self.global_rank)", "self.output.sampler.set_rank(0)",
+        "language-model ranks draw the same candidates",
+        (f"{DDP}::test_language_model_sampled_softmax_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "in-batch-local-pool", "nslightning/samplers/in_batch.py",
+        "pool, offset = gather_ids(rows) if self.across_ranks else (rows, 0)",
+        "pool, offset = rows, 0",
+        "in-batch negatives with across_ranks come from this rank's batch only",
+        (f"{DDP}::test_contrastive_in_batch_info_nce_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "sparse-sgd-local-repeats", "nslightning/optim/sparse_sgd.py",
+        "every = gather_uneven_ids(rows)", "every = rows",
+        "under DDP SparseSGD's repeat cap counts only this rank's occurrences of a row",
+        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
+    ),
+    Mutation(
+        "mean-over-ranks-sum", "nslightning/distributed.py",
+        "    return total / world_size()\n", "    return total\n",
+        "the global normalizer is the sum of the ranks' totals, not their mean",
+        (DDP, "-k", "contrastive"),
+    ),
+    Mutation(
+        "fused-merge-averages", "nslightning/tasks/skipgram_engine.py",
+        "                base.add_(change)\n", "                base.add_(change / world_size())\n",
+        "the fused engine averages the ranks' changes, shrinking every update",
+        ("tests/distributed/test_gloo.py", "-k", "fused"),
+    ),
+    Mutation(
+        "evaluation-shard-overlap", "nslightning/data/rank_shards.py",
+        "self.indices = range(rank, len(dataset), world_size)",
+        "self.indices = range(0, len(dataset), world_size)",
+        "every rank evaluates the same items: some counted twice, others never",
+        ("tests/distributed/test_ddp_cli.py", "-k", "contrastive_trains"),
+    ),
+    # ---------------------------------------------------------------- skip-gram
+    Mutation(
+        "skipgram-no-hit-mask", "nslightning/tasks/skipgram.py",
+        "scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,",
+        "scores[..., 0], scores[..., 1:], None, weight=weight,",
+        "accidental hits count as negatives (autograd engine)",
+        ("tests/tasks/test_skipgram_hit_mask.py",),
+    ),
+    Mutation(
+        "fused-no-hit-mask", "nslightning/tasks/skipgram.py",
+        "negatives.ids, negatives.mask,", "negatives.ids, torch.ones_like(negatives.mask),",
+        "accidental hits count as negatives (fused engine)",
+        ("tests/tasks/test_skipgram_hit_mask.py",),
+    ),
+    Mutation(
+        "window-exclusions-padding", "nslightning/tasks/skipgram.py",
+        "return contexts.masked_fill(~mask, -1) if self.exclude_window else None",
+        "return contexts if self.exclude_window else None",
+        "exclude_window also excludes the ids in padded context slots",
+        ("tests/tasks/test_skipgram_hit_mask.py",),
+    ),
+    Mutation(
+        "sgns-ignores-lam", "nslightning/losses/functional.py",
+        "per_pair = -F.logsigmoid(pos_scores) - lam * neg_terms.sum(-1)",
+        "per_pair = -F.logsigmoid(pos_scores) - neg_terms.sum(-1)",
+        "the SGNS loss ignores λ",
+        ("tests/losses/test_sgns.py",),
+    ),
+    Mutation(
+        "fused-lr-constant", "nslightning/kernels/sgns_numba.py",
+        "alpha = np.float32(lr_start + (lr_end - lr_start) * (row - begin) / length)",
+        "alpha = np.float32(lr_start)",
+        "the fused kernel's learning rate does not decay inside a chunk",
+        ("tests/kernels/test_fused_sgns.py",),
+    ),
+    Mutation(
+        "subsampling-paper-formula", "nslightning/data/subsampling.py",
+        "keep = (torch.sqrt(counts / threshold) + 1.0) * threshold / counts.clamp_min(1.0)",
+        "keep = torch.sqrt(threshold / counts.clamp_min(1.0))",
+        "the paper's keep probability instead of word2vec.c's",
+        ("tests/data/test_subsampling.py",),
+    ),
+    Mutation(
+        "window-can-be-empty", "nslightning/data/windows.py",
+        "reduced = torch.randint(1, window + 1,", "reduced = torch.randint(0, window + 1,",
+        "a center's dynamic window can be 0 words",
+        ("tests/data/test_windows.py",),
+    ),
+    Mutation(
+        "sparse-sgd-no-cap", "nslightning/optim/sparse_sgd.py",
+        "cap = (self.max_repeats / repeats).clamp_(max=1.0)",
+        "cap = self.max_repeats / repeats",
+        "SparseSGD scales rows seen less often than max_repeats up",
+        ("tests/optim/test_sparse_sgd.py",),
+    ),
+    Mutation(
+        "vocabulary-min-count", "nslightning/data/vocabulary.py",
+        "if count >= min_count),", "if count > min_count),",
+        "min_count drops tokens seen exactly min_count times",
+        ("tests/data/test_vocabulary.py",),
+    ),
+    # ---------------------------------------------------------------- samplers
+    Mutation(
+        "unigram-ignores-power", "nslightning/samplers/unigram.py",
+        "return counts.pow(self.power) if self.power > 0 else torch.ones_like(counts)",
+        "return counts if self.power > 0 else torch.ones_like(counts)",
+        "unigram^0.75 draws from the plain unigram distribution",
+        ("tests/samplers/test_distributions.py",),
+    ),
+    Mutation(
+        "log-uniform-range", "nslightning/samplers/log_uniform.py",
+        "ids = u.mul_(math.log(self.num_items + 1.0)).exp_().long().sub_(1)",
+        "ids = u.mul_(math.log(self.num_items)).exp_().long().sub_(1)",
+        "the log-uniform draw never reaches the last id and skews the others",
+        ("tests/samplers/test_distributions.py",),
+    ),
+    Mutation(
+        "in-batch-own-positive", "nslightning/samplers/in_batch.py",
+        "positions = others + (others >= own[:, None]).long()",
+        "positions = others + (others > own[:, None]).long()",
+        "in-batch negatives include the row's own positive and skip another",
+        ("tests/samplers/test_in_batch.py",),
+    ),
+    Mutation(
+        "hard-negatives-easiest", "nslightning/samplers/hard_negative.py",
+        "return scores.topk(num, dim=1).indices, usable",
+        "return scores.topk(num, dim=1, largest=False).indices, usable",
+        "hard-negative mining keeps the lowest-scoring candidates",
+        ("tests/samplers/test_hard_negative.py",),
+    ),
+    # ---------------------------------------------------------------- losses
+    Mutation(
+        "weighted-negative-mean-over-slots", "nslightning/losses/functional.py",
+        "negative = neg_terms.sum() / neg_total.clamp_min(1e-12)",
+        "negative = neg_terms.sum() / neg_scores.numel()",
+        "the λ-weighted loss's negative mean counts masked slots and ignores weights",
+        ("tests/losses/test_weighted_contrastive.py",),
+    ),
+    Mutation(
+        "info-nce-log-q-without-count", "nslightning/losses/functional.py",
+        "neg_logits = neg_logits - (log_q + log_count.unsqueeze(-1))",
+        "neg_logits = neg_logits - log_q",
+        "the logQ correction subtracts log q instead of log(K q)",
+        ("tests/losses/test_softmax_losses.py",),
+    ),
+    # ---------------------------------------------------------------- language model
+    Mutation(
+        "lm-state-not-reset", "nslightning/tasks/language_model.py",
+        '    def on_train_epoch_start(self) -> None:\n        self._hidden["train"] = None\n',
+        '    def on_train_epoch_start(self) -> None:\n        pass\n',
+        "the LSTM state of the previous epoch's last window starts the next epoch",
+        ("tests/tasks/test_lm_task.py",),
+    ),
+    Mutation(
+        "lm-shared-hits-kept", "nslightning/models/sampled_output.py",
+        "mask = candidates != targets.unsqueeze(1) if self.remove_accidental_hits else None",
+        "mask = None",
+        "shared candidates equal to the target stay in the sampled softmax",
+        ("tests/models/test_lm_output.py",),
+    ),
+    Mutation(
+        "lm-positive-log-count", "nslightning/models/sampled_output.py",
+        "pos_log_count = pos_log_q.squeeze(1) + log_draws",
+        "pos_log_count = pos_log_q.squeeze(1)",
+        "the true class's correction is log q, not log(K q)",
+        ("tests/models/test_lm_output.py",),
+    ),
+    # ---------------------------------------------------------------- contrastive task
+    Mutation(
+        "contrastive-ignores-filter-known", "nslightning/tasks/contrastive.py",
+        "known = self.known if self.filter_known else None",
+        "known = None",
+        "known positives drawn as negatives are not masked",
+        ("tests/tasks/test_contrastive_task.py",),
+    ),
+    Mutation(
+        "ranking-pessimistic-ties", "nslightning/metrics/ranking.py",
+        "0.5 * (below_or_tied - below)", "1.0 * (below_or_tied - below)",
+        "tied competitors count fully against the target",
+        ("tests/metrics/test_ranking.py",),
+    ),
+    # ---------------------------------------------------------------- runs and outputs
+    Mutation(
+        "word2vec-header-swapped", "nslightning/callbacks/word2vec_format.py",
+        'handle.write(f"{array.shape[0]} {array.shape[1]}\\n".encode())',
+        'handle.write(f"{array.shape[1]} {array.shape[0]}\\n".encode())',
+        "the word2vec header gives dim before the number of vectors",
+        ("tests/callbacks/test_export_and_evaluation.py",),
+    ),
+    Mutation(
+        "last-checkpoint-oldest", "nslightning/run_folders.py",
+        "return max(found, key=lambda path: path.stat().st_mtime_ns)",
+        "return min(found, key=lambda path: path.stat().st_mtime_ns)",
+        "--ckpt_path last resumes the oldest run",
+        ("tests/test_run_folders.py",),
+    ),
+    Mutation(
+        "resume-does-not-skip", "nslightning/data/rank_shards.py",
+        "skip, self._resume_at = skipped_steps(self._resume_at, self.epoch), None",
+        "skip, self._resume_at = 0, None",
+        "a run resumed mid-epoch repeats the batches it had done",
+        ("tests/test_resume.py", "-k", "skipgram"),
+    ),
+)
