@@ -23,9 +23,15 @@ class SparseTables(Protocol):
     def use_sparse_gradients(self, sparse: bool) -> None: ...
 
 
+def in_process_group() -> bool:
+    """Whether a default process group exists (Lightning's DDP starts one, even for one
+    process)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def world_size() -> int:
     """Processes in the default group (1 without ``torch.distributed``)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if in_process_group() else 1
 
 
 def rank() -> int:
@@ -100,25 +106,15 @@ def max_over_ranks(value: int, device: torch.device) -> int:
     return int(tensor.item())
 
 
-def gather_uneven_ids(ids: Tensor) -> Tensor:
-    """Every rank's ``(n_r,)`` non-negative ids, of any lengths, concatenated in rank order
-    (two small collectives: the longest length, then the ids padded to it).
-
-    Args:
-        ids: ``(n,)`` long ids ``>= 0``.
-
-    Returns:
-        ``(Σ_r n_r,)`` long.
+def sum_over_ranks(values: Tensor) -> Tensor:
+    """The sum over ranks of ``values`` (the same shape on every rank), on every rank; a copy
+    without gradient. ``values`` itself in one process (no process group).
     """
-    if world_size() == 1:
-        return ids
-    longest = max_over_ranks(ids.numel(), ids.device)
-    padded = torch.full((longest,), -1, dtype=torch.int64, device=ids.device)
-    padded[: ids.numel()] = ids
-    parts = [torch.empty_like(padded) for _ in range(world_size())]
-    dist.all_gather(parts, padded)
-    every = torch.cat(parts)
-    return every[every >= 0]
+    if not in_process_group():
+        return values
+    total = values.detach().clone()
+    dist.all_reduce(total)
+    return total
 
 
 def mean_over_ranks(value: Tensor) -> Tensor:
@@ -129,6 +125,4 @@ def mean_over_ranks(value: Tensor) -> Tensor:
     """
     if world_size() == 1:
         return value
-    total = value.detach().clone()
-    dist.all_reduce(total)
-    return total / world_size()
+    return sum_over_ranks(value) / world_size()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import subprocess
 import sys
 import sysconfig
@@ -173,9 +174,11 @@ def test_csv_logger_fragment(topic_corpus_file: Path, tmp_path: Path,
 
 
 def test_python_dash_m_and_console_script_help() -> None:
-    # this environment's own script, whether or not its folder is on PATH
-    script = Path(sysconfig.get_path("scripts")) / "nslightning"
-    assert script.is_file(), f"no console script {script}: reinstall with pip install -e ."
+    # this environment's own script (or a user install's), whether or not it is on PATH
+    folders = [sysconfig.get_path("scripts"), sysconfig.get_path("scripts", f"{os.name}_user")]
+    scripts = [Path(folder) / "nslightning" for folder in folders]
+    script = next((path for path in scripts if path.is_file()), None)
+    assert script is not None, f"no console script in {folders}: reinstall with pip install -e ."
     for command in ([sys.executable, "-m", "nslightning"], [str(script)]):
         result = subprocess.run([*command, "fit", "--help"], capture_output=True, text=True,
                                 check=True)

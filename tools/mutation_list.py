@@ -81,9 +81,31 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "sparse-sgd-local-repeats", "nslightning/optim/sparse_sgd.py",
-        "every = gather_uneven_ids(rows)", "every = rows",
+        "totals = sum_over_ranks(torch.cat(local))", "totals = torch.cat(local)",
         "under DDP SparseSGD's repeat cap counts only this rank's occurrences of a row",
-        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
+        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",
+         "tests/distributed/test_gloo.py", "-k", "sparse_sgd"),
+    ),
+    Mutation(
+        "sparse-sgd-one-rank-group", "nslightning/optim/sparse_sgd.py",
+        "    if not in_process_group():\n        return\n    rows =",
+        "    if not in_process_group() or torch.distributed.get_world_size() == 1:\n"
+        "        return\n    rows =",
+        "DDP with one process (its gradient merged all the same) counts each row once",
+        ("tests/distributed/test_gloo.py", "-k", "sparse_sgd"),
+    ),
+    Mutation(
+        "sparse-sgd-accumulation", "nslightning/optim/sparse_sgd.py",
+        "rows if kept is None else torch.cat([kept, rows])", "rows",
+        "under DDP only the last of several backward passes before a step is counted",
+        ("tests/distributed/test_gloo.py", "-k", "sparse_sgd"),
+    ),
+    Mutation(
+        "sparse-sgd-stale-rows", "nslightning/optim/sparse_sgd.py",
+        "        super().zero_grad(set_to_none)\n        self._rows_before_merge.clear()\n",
+        "        super().zero_grad(set_to_none)\n",
+        "rows of a backward pass whose step was skipped are counted in the next step",
+        ("tests/distributed/test_gloo.py", "-k", "sparse_sgd"),
     ),
     Mutation(
         "mean-over-ranks-sum", "nslightning/distributed.py",

@@ -9,9 +9,11 @@ The copy is made once (tracked and untracked, not ignored, files of this checkou
 mutation edits one file there, runs its tests with the copy first on ``sys.path`` (and on
 ``PYTHONPATH`` for the processes the tests start), and puts the file back. Each mutation's
 ``old`` text must occur exactly once in its file, so that a change of the code makes the audit
-fail loudly instead of silently testing nothing. The last line printed is a JSON summary; the
-exit status is 1 when a mutation survives. It is not part of ``.ci/run``: it runs the focused
-tests once per mutation (the mutations are listed in ``tools/mutation_list.py``).
+fail loudly instead of silently testing nothing, and the focused tests must first pass on the
+unchanged copy. A mutation whose tests run past ``--timeout`` counts as caught (a hang, such
+as a collective one rank never joins) and is listed as such. The last line printed is a JSON
+summary; the exit status is 1 when a mutation survives. It is not part of ``.ci/run``: it runs
+the focused tests once per mutation (the mutations are listed in ``tools/mutation_list.py``).
 
 Why not mutmut: it generates thousands of mutants of every operator and reruns the suite for
 each, days of the 2-core budget; these are the realistic bugs of the project's own history.
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,30 +67,63 @@ def check(mutation: Mutation, copy: Path) -> str:
     return text.replace(mutation.old, mutation.new)
 
 
-def run_tests(mutation: Mutation, copy: Path, timeout: float) -> tuple[str, float, str]:
-    """Runs the mutation's tests in the copy: ``caught``, ``survived`` or ``timed out``."""
+def run_pytest(arguments: list[str], copy: Path, timeout: float) -> tuple[int | None, str]:
+    """Runs pytest in the copy, with the copy first on ``sys.path`` and ``PYTHONPATH``;
+    ``(exit status or None after a timeout, output)``. On a timeout the whole process group
+    goes (the DDP ranks a test started, too)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(copy), os.environ.get("PYTHONPATH")])),
         "NSLIGHTNING_CACHE": str(copy / ".cache")}
-    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             *mutation.tests],
-            cwd=copy, env=env, capture_output=True, text=True, timeout=timeout,
-        )
+        output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "timed out", time.perf_counter() - started, ""
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return None, output
+    return process.returncode, output
+
+
+def run_tests(mutation: Mutation, copy: Path, timeout: float) -> tuple[str, float, str]:
+    """Runs the mutation's tests in the copy: ``caught``, ``survived``, ``timed out`` or an
+    error (pytest could not run them)."""
+    started = time.perf_counter()
+    status, output = run_pytest(list(mutation.tests), copy, timeout)
     seconds = time.perf_counter() - started
-    lines = (done.stdout + done.stderr).strip().splitlines()
+    lines = output.strip().splitlines()
     summary = lines[-1] if lines else ""
-    if done.returncode == 0:
+    if status is None:
+        return "timed out", seconds, summary
+    if status == 0:
         return "survived", seconds, summary
     # the first assertion line says how the tests noticed
     first_error = next((line.strip() for line in lines if line.startswith("E ")), summary)
-    if done.returncode == 1:  # tests failed
+    if status == 1:  # tests failed
         return "caught", seconds, first_error[:160]
-    return f"error (pytest exit {done.returncode})", seconds, summary
+    return f"error (pytest exit {status})", seconds, summary
+
+
+def baseline(mutations: list[Mutation], copy: Path, timeout: float) -> None:
+    """Runs every chosen mutation's tests once on the unchanged copy: they must pass there,
+    or a failure would not tell a caught mutation from a broken test."""
+    arguments = sorted({argument for m in mutations for argument in selection(m)})
+    status, output = run_pytest(arguments, copy, timeout * 2)
+    if status != 0:
+        raise SystemExit(f"the tests fail without any mutation:\n{output[-3000:]}")
+    print(f"  baseline  {output.strip().splitlines()[-1]}", flush=True)
+
+
+def selection(mutation: Mutation) -> list[str]:
+    """The test files or node ids a mutation names (``-k`` filters apply to the whole run, so
+    the baseline runs whole files)."""
+    tests = list(mutation.tests)
+    if "-k" in tests:
+        del tests[tests.index("-k"):tests.index("-k") + 2]
+    return tests
 
 
 def main() -> int:
@@ -108,11 +144,13 @@ def main() -> int:
                   f"    tests: {' '.join(mutation.tests)}")
         return 0
     results = []
-    with tempfile.TemporaryDirectory(prefix="nslightning-mutations-") as folder:
+    with tempfile.TemporaryDirectory(prefix="nslightning-mutations-",
+                                     ignore_cleanup_errors=True) as folder:
         copy = Path(folder)
         copy_project(ROOT, copy)
         for mutation in chosen:  # every mutation must apply before any runs
             check(mutation, copy)
+        baseline(chosen, copy, args.timeout)
         for mutation in chosen:
             original = (copy / mutation.path).read_text(encoding="utf-8")
             (copy / mutation.path).write_text(check(mutation, copy), encoding="utf-8")
@@ -124,8 +162,10 @@ def main() -> int:
                             "seconds": round(seconds, 1)})
             print(f"{outcome:>10}  {mutation.name}  ({seconds:.0f} s)  {tail}", flush=True)
     survived = [r["name"] for r in results if r["outcome"] not in ("caught", "timed out")]
-    caught = sum(r["outcome"] in ("caught", "timed out") for r in results)
-    print(json.dumps({"mutations": len(results), "caught": caught, "not_caught": survived}))
+    timed_out = [r["name"] for r in results if r["outcome"] == "timed out"]
+    caught = len(results) - len(survived)
+    print(json.dumps({"mutations": len(results), "caught": caught, "by_timeout": timed_out,
+                      "not_caught": survived}))
     return 1 if survived else 0
 
 

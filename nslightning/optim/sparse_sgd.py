@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from nslightning.distributed import gather_uneven_ids, world_size
+from nslightning.distributed import in_process_group, sum_over_ranks
 
 
 class SparseSGD(Optimizer):
@@ -29,11 +29,12 @@ class SparseSGD(Optimizer):
     ``max_repeats / n``; rows that appear less often get the plain sum.
 
     Under DDP the gradient that reaches the optimizer is the ranks' gradients merged by a
-    sparse all-reduce (gloo), which coalesces them: each row once, its contributions summed.
-    So that the cap stays that of one process with the whole batch, a gradient hook keeps the
-    rows of each rank's own gradient before the merge, and ``step`` gathers every rank's rows to
-    count them (the cap scales all of a row's contributions alike, so it applies to their sum).
-    Over NCCL the tables have dense gradients and no cap applies.
+    sparse all-reduce (gloo), which coalesces them: each row once, its contributions summed,
+    the same rows on every rank. So that the cap stays that of one process with the whole
+    batch, a gradient hook keeps the rows of each rank's own gradient before the merge; at the
+    step each rank counts them at the merged rows and one all-reduce sums the counts (the cap
+    scales all of a row's contributions alike, so it applies to their sum). Over NCCL the tables
+    have dense gradients and no cap applies.
 
     Args:
         params: parameters or parameter groups.
@@ -59,13 +60,21 @@ class SparseSGD(Optimizer):
         owner = weakref.ref(self)
         handles = [
             param.register_hook(lambda grad, param=param: _remember_rows(owner, param, grad))
-            for param in self.param_groups[-1]["params"]
+            for param in self.param_groups[-1]["params"] if param.requires_grad
         ]
-        weakref.finalize(self, _remove_hooks, handles)  # a later optimizer brings its own
+        # the hooks go with the optimizer (a new fit builds a new one on the same parameters)
+        weakref.finalize(self, _remove_hooks, handles)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
         self._rows_before_merge.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "max_repeats": self.max_repeats}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._rows_before_merge = {}
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -73,7 +82,7 @@ class SparseSGD(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        counted_over_ranks = self._counts_over_ranks() if self.max_repeats is not None else {}
+        merged_repeats = self._merged_repeats() if self.max_repeats is not None else {}
         for group in self.param_groups:
             for param in group["params"]:
                 grad: Tensor | None = param.grad
@@ -83,7 +92,9 @@ class SparseSGD(Optimizer):
                     rows, values = grad._indices()[0], grad._values()
                     scale = -group["lr"]
                     if self.max_repeats is not None:
-                        repeats = self._count_repeats(param, rows, counted_over_ranks.get(param))
+                        repeats = merged_repeats.get(param)
+                        if repeats is None:
+                            repeats = self._count(param, rows, at=rows)
                         cap = (self.max_repeats / repeats).clamp_(max=1.0)
                         scale = cap.unsqueeze(1).mul_(scale)
                     # Scaling first: index_add_ with `alpha` takes a slower path (4x on CPU).
@@ -92,52 +103,48 @@ class SparseSGD(Optimizer):
                     param.add_(grad, alpha=-group["lr"])
         return loss
 
-    def _counts_over_ranks(self) -> dict[Tensor, tuple[Tensor, Tensor]]:
-        """For each parameter whose sparse gradient is DDP's merge of the ranks' gradients:
-        ``(rows (R,), ones (R,))``, every row of every rank's gradient before the merge (each
-        rank's rows kept by the hook). One gather for all of them (collectives: under DDP
-        every rank steps alike); ``{}`` in one process."""
-        if world_size() == 1:
+    def _merged_repeats(self) -> dict[Tensor, Tensor]:
+        """For each sparse gradient that is DDP's merge of the ranks' gradients (a process
+        group exists and the gradient is coalesced: the same rows on every rank): ``(M,)`` how
+        often each of its ``M`` rows occurred in all ranks' gradients before the merge. Each
+        rank counts its own rows (kept by the hook) there; one all-reduce sums the counts (a
+        collective: under DDP every rank steps alike). ``{}`` without a process group."""
+        if not in_process_group():
             return {}
         merged = [
             param for group in self.param_groups for param in group["params"]
             if param.grad is not None and param.grad.is_sparse and param.grad.is_coalesced()
-            and param in self._rows_before_merge
         ]
         if not merged:
             return {}
-        offsets = [0]
-        for param in merged:  # the parameters' rows side by side in one index space
-            offsets.append(offsets[-1] + param.shape[0])
-        rows = torch.cat([self._rows_before_merge.pop(param) + offset
-                          for param, offset in zip(merged, offsets, strict=False)])
-        every = gather_uneven_ids(rows)  # all ranks' rows (an all_gather: 4x faster than
-        # gloo's sparse all-reduce of the counts)
-        result = {}
-        for param, start, end in zip(merged, offsets, offsets[1:], strict=False):
-            inside = every[(every >= start) & (every < end)] - start
-            result[param] = (inside, torch.ones(inside.shape, device=inside.device))
-        return result
+        local = []
+        for param in merged:
+            rows = param.grad._indices()[0]
+            own = self._rows_before_merge.pop(param, rows[:0])
+            local.append(self._count(param, own, at=rows))
+        totals = sum_over_ranks(torch.cat(local)).split([len(count) for count in local])
+        return dict(zip(merged, totals, strict=True))
 
-    def _count_repeats(
-        self, param: Tensor, rows: Tensor, counted: tuple[Tensor, Tensor] | None = None
-    ) -> Tensor:
-        """``(M,)`` how often each of ``rows`` occurs in the gradient, in O(M) (no sort).
+    def _count(self, param: Tensor, rows: Tensor, at: Tensor) -> Tensor:
+        """``(M,)`` how often each of the ``M`` rows ``at`` occurs in ``rows``, in O(M + R)
+        (no sort).
 
-        ``rows`` themselves are counted, or, for DDP's merged gradient, ``counted``: the rows
-        of every rank's gradient and their counts (see :meth:`_counts_over_ranks`).
-        A per-parameter counter of ``V`` zeros is kept in the optimizer state; the rows are
-        counted into it, read back and reset, so no step touches all ``V`` entries.
+        A per-parameter counter of ``V`` zeros is kept in the optimizer state; ``rows`` are
+        counted into it, read at ``at`` and reset, so no step touches all ``V`` entries.
+
+        Args:
+            param: ``(V, D)`` the parameter.
+            rows: ``(R,)`` the rows to count.
+            at: ``(M,)`` where to read the counts.
         """
         state = self.state[param]
         counter = state.get("repeat_counter")
         if counter is None or counter.shape[0] != param.shape[0]:
             counter = torch.zeros(param.shape[0], device=param.device, dtype=torch.float32)
             state["repeat_counter"] = counter
-        ids, values = counted or (rows, torch.ones(rows.shape, device=rows.device))
-        counter.index_add_(0, ids, values)
-        repeats = counter[rows]
-        counter.index_fill_(0, ids, 0.0)
+        counter.index_add_(0, rows, torch.ones(rows.shape, device=rows.device))
+        repeats = counter[at]
+        counter.index_fill_(0, rows, 0.0)
         return repeats
 
 
@@ -147,11 +154,14 @@ def _remove_hooks(handles: list[Any]) -> None:
 
 
 def _remember_rows(owner: weakref.ref[SparseSGD], param: Tensor, grad: Tensor) -> None:
-    """A gradient hook: keeps the rows of ``param``'s sparse gradient on this rank, before
-    DDP's all-reduce merges the ranks' gradients (several backward passes before a step add
-    up). Does nothing in one process, or once the optimizer is gone."""
+    """A gradient hook: under DDP keeps the ``(R,)`` rows of ``param``'s sparse gradient on
+    this rank, before DDP's all-reduce merges the ranks' gradients (several backward passes
+    before a step add up). Does nothing without a process group or a cap, or once the optimizer
+    is gone."""
     optimizer = owner()
-    if optimizer is None or not grad.is_sparse or world_size() == 1:
+    if optimizer is None or optimizer.max_repeats is None or not grad.is_sparse:
+        return
+    if not in_process_group():
         return
     rows = grad._indices()[0]
     kept = optimizer._rows_before_merge.get(param)

@@ -125,10 +125,62 @@ def finite_guard(rank: int, world: int) -> dict:
     return messages
 
 
+# Lookups of each rank: a backward pass whose step is skipped (zero_grad), then two passes
+# accumulated before one step. Rows 1, 2 and 3 occur more often than max_repeats = 2 over both
+# ranks, and less often on one rank (or in the last pass) than over both.
+STALE = ([1, 1, 1, 1, 1], [1, 1, 1, 1])
+FIRST = ([1, 1, 1, 2], [1, 2, 2, 4])
+SECOND = ([1, 3, 0], [3, 3, 3, 1])
+
+
+def lookups(table: torch.nn.Module, lookup: tuple[list[int], list[int]],
+            ranks: list[int]) -> torch.Tensor:
+    """A loss linear in the rows that ``ranks`` look up, each lookup with its own coefficient,
+    from one embedding call (so that one process's gradient lists every lookup)."""
+    ids = [i for rank in ranks for i in lookup[rank]]
+    coefficients = torch.cat([torch.linspace(0.5, 1.5, len(lookup[rank])) for rank in ranks])
+    return (table(torch.tensor(ids)) * coefficients.unsqueeze(1)).sum()
+
+
+def sparse_sgd(rank: int, world: int) -> dict:
+    """SparseSGD's repeat cap under DDP: every rank's rows are counted although gloo's
+    all-reduce merges them (2 ranks, or 1 rank in a process group holding both ranks'
+    lookups). Without a process group, the reference: both ranks' accumulated lookups in one
+    backward pass, one step."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from nslightning.optim import SparseSGD
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(5, 2, sparse=True)
+    if not dist.is_initialized():
+        optimizer = SparseSGD(table.parameters(), lr=0.1, max_repeats=2)
+        parts = [lookup[r] for lookup in (FIRST, SECOND) for r in (0, 1)]
+        ids = torch.tensor([i for part in parts for i in part])
+        coefficients = torch.cat([torch.linspace(0.5, 1.5, len(part)) for part in parts])
+        (table(ids) * coefficients.unsqueeze(1)).sum().backward()
+        optimizer.step()
+        return {"weight": table.weight.detach().clone()}
+    model = DistributedDataParallel(table)
+    optimizer = SparseSGD(model.parameters(), lr=0.1, max_repeats=2)
+    ranks = [rank] if world > 1 else [0, 1]
+    lookups(model, STALE, ranks).backward()
+    optimizer.zero_grad()  # the step of that pass is skipped
+    with model.no_sync():
+        (lookups(model, FIRST, ranks) * world).backward()
+    (lookups(model, SECOND, ranks) * world).backward()  # DDP averages: the sum over ranks
+    optimizer.step()
+    return {"weight": table.weight.detach().clone()}
+
+
+GROUPED = {"sparse_sgd"}  # scenarios that start a process group even for one process
+
+
 def main() -> None:
     scenario, rank, world, port, out = sys.argv[1:6]
     rank_number, world_size = int(rank), int(world)
-    if world_size > 1:
+    grouped = world_size > 1 or scenario in GROUPED
+    if grouped:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
         dist.init_process_group(
             "gloo", rank=rank_number, world_size=world_size, timeout=timedelta(seconds=60)
@@ -139,10 +191,12 @@ def main() -> None:
         result = fused_merge(rank_number, world_size)
     elif scenario == "finite_guard":
         result = finite_guard(rank_number, world_size)
+    elif scenario in ("sparse_sgd", "sparse_sgd_reference"):
+        result = sparse_sgd(rank_number, world_size)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     torch.save(result, os.path.join(out, f"rank{rank_number}.pt"))
-    if world_size > 1:
+    if grouped:
         dist.destroy_process_group()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +30,29 @@ def environment() -> dict[str, str]:
 
 def nslightning(folder: Path, *args: str, timeout: float = 300) -> str:
     """Runs ``python -m nslightning ARGS`` in ``folder``; returns its output, fails on errors
-    and after ``timeout`` seconds (a DDP collective that one rank never joins hangs)."""
-    done = subprocess.run(
+    and after ``timeout`` seconds (a DDP collective that one rank never joins hangs), then
+    killing the ranks Lightning started too."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "nslightning", *args], cwd=folder, env=environment(),
-        capture_output=True, text=True, timeout=timeout,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    return done.stdout + done.stderr
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"nslightning {' '.join(args[:3])} ... ran past {timeout} s (a rank waiting in a "
+            f"collective?):\n{stderr[-4000:]}"
+        ) from None
+    assert process.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    return stdout + stderr
 
 
 def logged(folder: Path) -> list[dict[str, str]]:
     """The rows of the newest run's ``metrics.csv`` under ``folder``."""
-    metrics = sorted(folder.glob("version_*/metrics.csv"))[-1]
+    metrics = max(folder.glob("version_*/metrics.csv"),
+                  key=lambda path: int(path.parent.name.removeprefix("version_")))
     with metrics.open(encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 

@@ -33,7 +33,10 @@ class DrawLog(NegativeSampler):
     A replayed call of ``n`` rows takes the ranks' oldest unreplayed calls, rank by rank, until
     it has ``n`` rows, and gives each of its rows the draw of the recorded row with the same
     ``(positive, anchor)``, in order among equal keys: the rows of one process's batch are the
-    ranks' rows in another order.
+    ranks' rows in another order. That is exact when rows with equal keys keep their order
+    (contrastive pairs are distinct; skip-gram's rows keep theirs with one update per batch and
+    windows of one reach, as in the tests); otherwise draws could be swapped between rows with
+    the same key, and the comparison would fail, not pass.
     """
 
     def log_draws(self, folder: str, mode: Mode) -> None:
@@ -70,6 +73,8 @@ class DrawLog(NegativeSampler):
         if self.queues is None:
             files = sorted(self.folder.glob("rank*.pt"), key=lambda path: int(path.stem[4:]))
             self.queues = [torch.load(path)["calls"] for path in files]
+        if len(keys) == 0:
+            raise AssertionError("replay: a call without rows (the runs drew differently).")
         taken: list[dict[str, Any]] = []
         for queue in self.queues:
             if sum(len(call["keys"]) for call in taken) < len(keys) and queue:

@@ -9,6 +9,7 @@ after the task's ``setup``, draw different negatives.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def sampler_file(folder: Path, name: str, mode: str) -> str:
     path = folder / f"{name}-{mode}.yaml"
     path.write_text(
         f"class_path: tests.distributed.recorded_draws.{name}\n"
-        f"init_args:\n  folder: {folder / 'draws'}\n  mode: {mode}\n",
+        f"init_args:\n  folder: {json.dumps(str(folder / 'draws'))}\n  mode: {mode}\n",
         encoding="utf-8",
     )
     return str(path)
@@ -51,7 +52,7 @@ def train_both(tmp_path: Path, common: list[str], per_rank: list[str], whole: li
         swap = ["--model.sampler", sampler_file(tmp_path, sampler, mode)] if sampler else []
         nslightning(folder, "fit", *common, *devices, *sizes, *swap,
                     f"--trainer.callbacks+={RECORD_STEPS}",
-                    f"--trainer.callbacks.folder={folder / 'steps'}", timeout=150)
+                    f"--trainer.callbacks.folder={folder / 'steps'}", timeout=200)
         records.append(sorted((folder / "steps").glob("rank*.pt")))
     ranks = [torch.load(path, weights_only=False) for path in records[0]]
     (single,) = [torch.load(path, weights_only=False) for path in records[1]]
@@ -130,6 +131,13 @@ def test_skipgram_update_under_ddp_equals_one_process(tmp_path: Path, optimizer:
         assert torch.equal(batch["centers"], joined)
     # rank 1's second chunk has no pairs: it drew once, rank 0 twice, and both stepped twice
     assert [len(draw["calls"]) for draw in draws] == [2, 1]
+    if optimizer:  # the cap binds in the first update: some output row looked up more than 4
+        # times over both ranks, and fewer on rank 0 alone
+        looked_up = [torch.bincount(torch.cat([rank["batches"][0]["centers"],
+                                               draw["calls"][0]["ids"].flatten()]), minlength=12)
+                     for rank, draw in zip(ranks, draws, strict=True)]
+        total = looked_up[0] + looked_up[1]
+        assert ((total > 4) & (looked_up[0] < total)).any()
     assert_same_updates(ranks, single, steps=2)
     assert_ranks_drew_differently(draws)
 

@@ -79,3 +79,17 @@ def test_every_rank_stops_when_one_rank_sees_a_non_finite_value(tmp_path: Path) 
         else:
             for message in messages.values():
                 assert message.startswith("rank 1 found a non-finite"), message
+
+
+def test_sparse_sgd_repeat_cap_under_ddp_is_that_of_one_process(tmp_path: Path) -> None:
+    """gloo's all-reduce merges the ranks' sparse gradients (each row once); the cap must
+    still count every lookup of every rank, of every pass accumulated before the step and
+    none of a pass whose step was skipped, also when DDP runs on one process."""
+    (reference,) = run_group("sparse_sgd_reference", 1, tmp_path / "reference")
+    (one_rank,) = run_group("sparse_sgd", 1, tmp_path / "one")
+    ranks = run_group("sparse_sgd", 2, tmp_path / "two")
+    torch.manual_seed(0)
+    start = torch.nn.Embedding(5, 2).weight.detach()
+    assert (reference["weight"] - start).abs().amax() > 1e-2
+    for result in (one_rank, *ranks):
+        torch.testing.assert_close(result["weight"], reference["weight"], atol=1e-6, rtol=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import math
 
 import pytest
@@ -151,3 +153,31 @@ def test_max_repeats_caps_rows_that_repeat_more_often() -> None:
 def test_max_repeats_below_one_is_rejected(max_repeats: float) -> None:
     with pytest.raises(ValueError, match="max_repeats"):
         SparseSGD([torch.zeros(2, requires_grad=True)], max_repeats=max_repeats)
+
+
+def test_frozen_parameters_are_accepted_and_left_alone() -> None:
+    frozen = torch.nn.Embedding(4, 2, sparse=True).requires_grad_(False)
+    live = torch.nn.Embedding(4, 2, sparse=True)
+    before = frozen.weight.detach().clone()
+    optimizer = SparseSGD([*frozen.parameters(), *live.parameters()], lr=0.1)
+    (frozen(torch.tensor([1])) + live(torch.tensor([1]))).sum().backward()
+    optimizer.step()
+    assert torch.equal(frozen.weight, before)
+
+
+def test_the_gradient_hooks_go_with_the_optimizer() -> None:
+    table = torch.nn.Embedding(4, 2, sparse=True)
+    optimizer = SparseSGD(table.parameters(), lr=0.1)
+    assert len(table.weight._backward_hooks or {}) == 1
+    SparseSGD(table.parameters(), lr=0.1)  # a second one, dropped at once
+    assert len(table.weight._backward_hooks or {}) == 1
+    del optimizer
+    gc.collect()
+    assert not table.weight._backward_hooks
+
+
+def test_a_copy_keeps_the_cap() -> None:
+    table = torch.nn.Embedding(4, 2, sparse=True)
+    copied = copy.deepcopy(SparseSGD(table.parameters(), lr=0.1, max_repeats=3.0))
+    assert copied.max_repeats == 3.0
+    copied.zero_grad()  # its own (empty) record of rows
