@@ -109,7 +109,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "mean-over-ranks-sum", "nslightning/distributed.py",
-        "    return total / world_size()\n", "    return total\n",
+        "return sum_over_ranks(value) / world_size()", "return sum_over_ranks(value)",
         "the global normalizer is the sum of the ranks' totals, not their mean",
         (DDP, "-k", "contrastive"),
     ),

@@ -1,7 +1,7 @@
 """Mutation audit: plants one-line bugs, one at a time, in a copy of the project and runs the
 tests that should catch each. A mutation that no test catches is a gap in the suite.
 
-    python tools/mutations.py                 # every mutation (about 12 minutes on 2 cores)
+    python tools/mutations.py                 # every mutation (about 15 minutes on 2 cores)
     python tools/mutations.py --list          # names, files and tests
     python tools/mutations.py skipgram-world-scaling contrastive-set-rank   # some of them
 
