@@ -133,13 +133,14 @@ FIRST = ([1, 1, 1, 2], [1, 2, 2, 4])
 SECOND = ([1, 3, 0], [3, 3, 3, 1])
 
 
-def lookups(table: torch.nn.Module, lookup: tuple[list[int], list[int]],
+def lookups(table: torch.nn.Module, passes: tuple[tuple[list[int], list[int]], ...],
             ranks: list[int]) -> torch.Tensor:
-    """A loss linear in the rows that ``ranks`` look up, each lookup with its own coefficient,
-    from one embedding call (so that one process's gradient lists every lookup)."""
-    ids = [i for rank in ranks for i in lookup[rank]]
-    coefficients = torch.cat([torch.linspace(0.5, 1.5, len(lookup[rank])) for rank in ranks])
-    return (table(torch.tensor(ids)) * coefficients.unsqueeze(1)).sum()
+    """A loss linear in the rows that ``ranks`` look up in ``passes``, each lookup with its own
+    coefficient, from one embedding call (so that one process's gradient lists every lookup)."""
+    parts = [lookup[rank] for lookup in passes for rank in ranks]
+    ids = torch.tensor([i for part in parts for i in part])
+    coefficients = torch.cat([torch.linspace(0.5, 1.5, len(part)) for part in parts])
+    return (table(ids) * coefficients.unsqueeze(1)).sum()
 
 
 def sparse_sgd(rank: int, world: int) -> dict:
@@ -155,20 +156,17 @@ def sparse_sgd(rank: int, world: int) -> dict:
     table = torch.nn.Embedding(5, 2, sparse=True)
     if not dist.is_initialized():
         optimizer = SparseSGD(table.parameters(), lr=0.1, max_repeats=2)
-        parts = [lookup[r] for lookup in (FIRST, SECOND) for r in (0, 1)]
-        ids = torch.tensor([i for part in parts for i in part])
-        coefficients = torch.cat([torch.linspace(0.5, 1.5, len(part)) for part in parts])
-        (table(ids) * coefficients.unsqueeze(1)).sum().backward()
+        lookups(table, (FIRST, SECOND), [0, 1]).backward()
         optimizer.step()
         return {"weight": table.weight.detach().clone()}
     model = DistributedDataParallel(table)
     optimizer = SparseSGD(model.parameters(), lr=0.1, max_repeats=2)
     ranks = [rank] if world > 1 else [0, 1]
-    lookups(model, STALE, ranks).backward()
+    lookups(model, (STALE,), ranks).backward()
     optimizer.zero_grad()  # the step of that pass is skipped
     with model.no_sync():
-        (lookups(model, FIRST, ranks) * world).backward()
-    (lookups(model, SECOND, ranks) * world).backward()  # DDP averages: the sum over ranks
+        (lookups(model, (FIRST,), ranks) * world).backward()
+    (lookups(model, (SECOND,), ranks) * world).backward()  # DDP averages: the sum over ranks
     optimizer.step()
     return {"weight": table.weight.detach().clone()}
 
