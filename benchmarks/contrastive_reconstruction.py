@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 
 from nslightning.data import PairDataModule
-from nslightning.losses import ContrastiveLoss, InfoNCELoss, WeightedContrastiveLoss
+from nslightning.losses import InfoNCELoss, NegativeSamplingLoss, WeightedContrastiveLoss
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
@@ -53,7 +53,7 @@ def make_sampler(name: str, num_negatives: int, seed: int) -> NegativeSampler:
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def make_loss(name: str, lam: float, temperature: float) -> ContrastiveLoss:
+def make_loss(name: str, lam: float, temperature: float) -> NegativeSamplingLoss:
     if name == "weighted":
         return WeightedContrastiveLoss(lam=lam)
     return InfoNCELoss(temperature=temperature)

@@ -141,7 +141,7 @@ def run_objective(args: argparse.Namespace, data: LanguageModelDataModule, objec
     sampler: NegativeSampler = SAMPLERS[args.sampler](args.seed)
     task = LanguageModelTask(
         vocab_size=data.vocab_size,
-        embedding_dim=args.embedding_dim,
+        dim=args.embedding_dim,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         dropout=args.dropout,

@@ -32,9 +32,9 @@ CONFIGS = ROOT / "configs"
 #: name -> (the README's arguments after ``nslightning fit``, metrics to report)
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "skipgram": (["-c", "configs/skipgram.yaml"], ["val/ws353", "val/simlex", "val/analogy"]),
-    "skipgram_unique_redraw_exclude_window": (
+    "skipgram_unique_redraw_known_hits": (
         ["-c", "configs/skipgram.yaml", "--model.sampler",
-         "configs/samplers/unigram_unique_redraw.yaml", "--model.exclude_window", "true"],
+         "configs/samplers/unigram_unique_redraw.yaml", "--model.accidental_hits", "known"],
         ["val/ws353", "val/simlex", "val/analogy"],
     ),
     "contrastive": (["-c", "configs/contrastive.yaml"],

@@ -22,6 +22,7 @@ import nslightning.tasks  # the imports register the classes for short names on 
 from nslightning.callbacks.preemption import Preemption
 from nslightning.checkpoint_io import AtomicCheckpointIO
 from nslightning.run_folders import checkpoint_folders, latest_last_checkpoint, runs_folder
+from nslightning.tasks.base import NegativeSamplingTask
 
 WANDB_CONFIG_FILE = "lightning_config.yaml"
 
@@ -135,7 +136,7 @@ def build_cli(
             :func:`nslightning.cli_errors.parser_kwargs`.
     """
     return NSLightningCLI(
-        pl.LightningModule,
+        NegativeSamplingTask,
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

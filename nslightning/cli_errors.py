@@ -78,6 +78,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 #: Where a class name is looked up when the error does not say which base class it needed.
 _USUAL_BASES = (
+    "nslightning.tasks.NegativeSamplingTask",
     "pytorch_lightning.LightningModule",
     "pytorch_lightning.LightningDataModule",
     "nslightning.samplers.NegativeSampler",
@@ -334,7 +335,11 @@ def class_first(key: str, option: str) -> str:
 def _is_lightning_base(class_path: str) -> bool:
     import pytorch_lightning as pl
 
-    return import_class(class_path) in (pl.LightningModule, pl.LightningDataModule)
+    from nslightning.tasks.base import NegativeSamplingTask
+
+    return import_class(class_path) in (
+        NegativeSamplingTask, pl.LightningModule, pl.LightningDataModule
+    )
 
 
 def unknown_class(key: str, given: str, base: str | None) -> str:
@@ -496,6 +501,7 @@ def _task_and_datamodule_names() -> tuple[list[str], list[str]]:
             name
             for name in module.__all__
             if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), base)
+            and not inspect.isabstract(getattr(module, name))  # the tasks' base is no choice
         ]
         return sorted(names, key=lambda name: (not name.startswith("SkipGram"), name))
 

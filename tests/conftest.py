@@ -7,9 +7,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.corpora import make_topic_corpus
+
+# Scripts that tests start in subprocesses, not test modules: --doctest-modules (pyproject.toml)
+# must not import them here (the Triton worker needs Triton, with TRITON_INTERPRET set first).
+collect_ignore = ["kernels/triton_worker.py", "distributed/gloo_worker.py"]
 
 # Property tests run the same cases for a given commit (derandomize: reproducible in CI), keep
 # no example database, and put hypothesis's caches outside the repository.
@@ -21,29 +26,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("nslightning")
-
-TOPICS = {
-    "animals": ["cat", "dog", "horse", "cow", "sheep", "goat", "mouse", "bird"],
-    "finance": ["bank", "money", "loan", "credit", "stock", "market", "price", "trade"],
-    "sports": ["ball", "goal", "team", "match", "score", "coach", "league", "player"],
-}
-FILLER = ["the", "a", "of", "and", "in", "to", "is", "was"]
-
-
-def make_topic_corpus(num_sentences: int = 400, seed: int = 0) -> list[list[str]]:
-    """Sentences that mix one topic's words with frequent filler words (seeded)."""
-    rng = np.random.default_rng(seed)
-    names = sorted(TOPICS)
-    sentences = []
-    for _ in range(num_sentences):
-        topic = TOPICS[names[rng.integers(len(names))]]
-        length = int(rng.integers(8, 20))
-        words = [
-            FILLER[rng.integers(len(FILLER))] if rng.random() < 0.4 else topic[rng.integers(8)]
-            for _ in range(length)
-        ]
-        sentences.append(words)
-    return sentences
 
 
 @pytest.fixture(autouse=True)

@@ -18,19 +18,11 @@ from gensim.models import KeyedVectors
 
 from nslightning.cli import NSLightningCLI, build_cli, main
 from nslightning.samplers import UniformSampler, UnigramSampler
+from tests.cli_args import tiny_args
 from tests.loggers.wandb_records import read_offline_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-
-
-def tiny_args(corpus: Path) -> list[str]:
-    return [
-        "-c", str(CONFIGS / "skipgram.yaml"),
-        "--data.corpus", str(corpus), "--data.min_count", "1", "--data.batch_size", "600",
-        "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--model.dim", "8",
-    ]
 
 
 def test_fit_trains_evaluates_logs_and_exports(

@@ -31,7 +31,7 @@ from nslightning.cli_errors import (
     describe,
     parser_kwargs,
 )
-from tests.conftest import make_topic_corpus
+from tests.corpora import make_topic_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIPGRAM = str(ROOT / "configs" / "skipgram.yaml")
@@ -316,15 +316,13 @@ SK = ["fit", "-c", SKIPGRAM]
         (["fit", "--model.dim", "8"],
          "--model.dim comes before a class for --model: choose it first (-c CONFIG.yaml or "
          "--model SkipGramTask)"),
-        (["fit", "--model.sampler.help", "UnigramSampler"],
-         "--model.sampler.help comes before a class for --model"),
         (["fit", "--data.help", "PairDataModul"],
          "unknown class 'PairDataModul' for --data; did you mean PairDataModule?"),
         ([], 'expected "subcommand" to be one of {fit,validate,test,predict}'),
     ],
     ids=["wrong-type", "misspelled-group", "misspelled-trainer-option", "no-close-option",
          "no-close-class", "missing-config", "missing-sampler-config", "option-before-class",
-         "nested-help-before-class", "help-of-misspelled-class", "no-subcommand"],
+         "help-of-misspelled-class", "no-subcommand"],
 )
 def test_parse_errors_in_process(
     args: list[str], expect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

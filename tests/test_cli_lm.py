@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nslightning.cli import main
-from tests.tasks.test_lm_task import pattern_text
+from tests.corpora import pattern_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -18,7 +18,7 @@ def lm_args(command: str, corpus: Path, *extra: str) -> list[str]:
         command, "-c", str(CONFIGS / "lm.yaml"),
         "--data.corpus", str(corpus), "--data.min_count", "1", "--data.batch_size", "4",
         "--data.eval_batch_size", "2", "--data.bptt", "8",
-        "--model.embedding_dim", "16", "--model.hidden_size", "16", "--model.num_negatives", "4",
+        "--model.dim", "16", "--model.hidden_size", "16", "--model.num_negatives", "4",
         "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
         *extra,
     ]

@@ -19,8 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from nslightning.data import LanguageModelDataModule, SkipGramDataModule
 from nslightning.tasks import LanguageModelTask, SkipGramTask
-from tests.conftest import make_topic_corpus
-from tests.tasks.test_lm_task import pattern_text
+from tests.corpora import make_topic_corpus, pattern_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -39,7 +38,7 @@ def language_model_args(corpus: Path) -> list[str]:
     return [
         "-c", str(CONFIGS / "lm.yaml"), "--data.corpus", str(corpus), "--data.min_count", "1",
         "--data.batch_size", "4", "--data.eval_batch_size", "2", "--data.bptt", "8",
-        "--model.embedding_dim", "32", "--model.hidden_size", "32", "--model.num_negatives", "8",
+        "--model.dim", "32", "--model.hidden_size", "32", "--model.num_negatives", "8",
         "--model.dropout", "0.3", "--trainer.max_epochs", "3", *QUIET,
     ]
 
@@ -244,7 +243,7 @@ def test_a_checkpoint_after_an_epochs_last_batch_resumes_at_the_next_epoch(
     def make() -> tuple[pl.LightningModule, pl.LightningDataModule]:
         data = LanguageModelDataModule(str(corpora["lm"]), min_count=1, batch_size=4,
                                        eval_batch_size=2, bptt=8)
-        task = LanguageModelTask(data.vocab_size, embedding_dim=16, hidden_size=16,
+        task = LanguageModelTask(data.vocab_size, dim=16, hidden_size=16,
                                  num_layers=1, dropout=0.3, num_negatives=4)
         return task, data
 

@@ -20,7 +20,7 @@ from nslightning.checkpoint_io import AtomicCheckpointIO
 from nslightning.cli import build_cli, main
 from nslightning.loggers import CSVLogger
 from nslightning.run_folders import latest_last_checkpoint
-from tests.test_cli import tiny_args
+from tests.cli_args import tiny_args
 
 
 def test_two_loggers_started_at_once_claim_different_run_folders(tmp_path: Path) -> None:

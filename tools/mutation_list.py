@@ -42,10 +42,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         (DDP, "-k", "contrastive"),
     ),
     Mutation(
-        "contrastive-set-rank", "nslightning/tasks/contrastive.py",
-        "        self.sampler.set_rank(self.global_rank)\n", "",
-        "every rank draws the same negatives",
-        (f"{DDP}::test_contrastive_weighted_loss_under_ddp_equals_one_process",),
+        "task-set-rank", "nslightning/tasks/base.py",
+        "            self.sampler.set_rank(self.global_rank)\n", "            pass\n",
+        "every rank of every task draws the same negatives (the base's sampler set-up)",
+        (f"{DDP}::test_contrastive_weighted_loss_under_ddp_equals_one_process",
+         f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",
+         f"{DDP}::test_language_model_sampled_softmax_under_ddp_equals_one_process"),
     ),
     Mutation(
         "skipgram-world-scaling", "nslightning/tasks/skipgram.py",
@@ -59,18 +61,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ranks do not agree on the number of updates of a batch (a rank without rows hangs "
         "the other in its gradient all-reduce)",
         (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
-    ),
-    Mutation(
-        "skipgram-set-rank", "nslightning/tasks/skipgram.py",
-        "        self.sampler.set_rank(self.global_rank)\n", "",
-        "skip-gram ranks draw the same negatives",
-        (f"{DDP}::test_skipgram_update_under_ddp_equals_one_process",),
-    ),
-    Mutation(
-        "lm-set-rank", "nslightning/tasks/language_model.py",
-        "self.output.sampler.set_rank(self.global_rank)", "self.output.sampler.set_rank(0)",
-        "language-model ranks draw the same candidates",
-        (f"{DDP}::test_language_model_sampled_softmax_under_ddp_equals_one_process",),
     ),
     Mutation(
         "in-batch-local-pool", "nslightning/samplers/in_batch.py",
@@ -129,8 +119,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ---------------------------------------------------------------- skip-gram
     Mutation(
         "skipgram-no-hit-mask", "nslightning/tasks/skipgram.py",
-        "scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,",
-        "scores[..., 0], scores[..., 1:], None, weight=weight,",
+        "scores[..., 0], scores[..., 1:], neg_mask=negatives.mask.unsqueeze(1),",
+        "scores[..., 0], scores[..., 1:], neg_mask=None,",
         "accidental hits count as negatives (autograd engine)",
         ("tests/tasks/test_skipgram_hit_mask.py",),
     ),
@@ -142,13 +132,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "window-exclusions-padding", "nslightning/tasks/skipgram.py",
-        "return contexts.masked_fill(~mask, -1) if self.exclude_window else None",
-        "return contexts if self.exclude_window else None",
-        "exclude_window also excludes the ids in padded context slots",
+        "return contexts.masked_fill(~mask, -1) if self.accidental_hits == \"known\" else None",
+        "return contexts if self.accidental_hits == \"known\" else None",
+        "accidental_hits known also excludes the ids in padded context slots",
         ("tests/tasks/test_skipgram_hit_mask.py",),
     ),
     Mutation(
-        "sgns-ignores-lam", "nslightning/losses/functional.py",
+        "sgns-ignores-lam", "nslightning/losses/functional/sgns.py",
         "per_pair = -F.logsigmoid(pos_scores) - lam * neg_terms.sum(-1)",
         "per_pair = -F.logsigmoid(pos_scores) - neg_terms.sum(-1)",
         "the SGNS loss ignores λ",
@@ -197,8 +187,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "log-uniform-range", "nslightning/samplers/log_uniform.py",
-        "ids = u.mul_(math.log(self.num_items + 1.0)).exp_().long().sub_(1)",
-        "ids = u.mul_(math.log(self.num_items)).exp_().long().sub_(1)",
+        "ids = u.mul_(math.log(self.vocab_size + 1.0)).exp_().long().sub_(1)",
+        "ids = u.mul_(math.log(self.vocab_size)).exp_().long().sub_(1)",
         "the log-uniform draw never reaches the last id and skews the others",
         ("tests/samplers/test_distributions.py",),
     ),
@@ -210,7 +200,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/samplers/test_in_batch.py",),
     ),
     Mutation(
-        "hard-negatives-easiest", "nslightning/samplers/hard_negative.py",
+        "hard-negatives-easiest", "nslightning/samplers/scored_pool.py",
         "return scores.topk(num, dim=1).indices, usable",
         "return scores.topk(num, dim=1, largest=False).indices, usable",
         "hard-negative mining keeps the lowest-scoring candidates",
@@ -218,18 +208,32 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # ---------------------------------------------------------------- losses
     Mutation(
-        "weighted-negative-mean-over-slots", "nslightning/losses/functional.py",
+        "weighted-negative-mean-over-slots", "nslightning/losses/functional/contrastive.py",
         "negative = neg_terms.sum() / neg_total.clamp_min(1e-12)",
         "negative = neg_terms.sum() / neg_scores.numel()",
         "the λ-weighted loss's negative mean counts masked slots and ignores weights",
         ("tests/losses/test_weighted_contrastive.py",),
     ),
     Mutation(
-        "info-nce-log-q-without-count", "nslightning/losses/functional.py",
+        "info-nce-log-q-without-count", "nslightning/losses/functional/softmax.py",
         "neg_logits = neg_logits - (log_q + log_count.unsqueeze(-1))",
         "neg_logits = neg_logits - log_q",
         "the logQ correction subtracts log q instead of log(K q)",
         ("tests/losses/test_softmax_losses.py",),
+    ),
+    Mutation(
+        "sgns-masked-score-reaches-gradient", "nslightning/losses/functional/sgns.py",
+        "neg_terms = F.logsigmoid(-drop_masked(neg_scores, neg_mask))",
+        "neg_terms = F.logsigmoid(-neg_scores)",
+        "a dropped negative's score (inf, NaN) reaches the SGNS gradient",
+        ("tests/losses/test_contract.py",),
+    ),
+    Mutation(
+        "sampled-softmax-uncorrected-positive", "nslightning/losses/functional/sampled_output.py",
+        "pos_logits = pos_scores if pos_log_q is None else pos_scores - (pos_log_q + log_draws)",
+        "pos_logits = pos_scores",
+        "sampled softmax ignores the true class's log(K q) when pos_log_q is given",
+        ("tests/losses/test_contract.py",),
     ),
     # ---------------------------------------------------------------- language model
     Mutation(
@@ -241,22 +245,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "lm-shared-hits-kept", "nslightning/models/sampled_output.py",
-        "mask = candidates != targets.unsqueeze(1) if self.remove_accidental_hits else None",
+        "mask = None if keep else ids.unsqueeze(0) != targets.unsqueeze(1)  # (N, K)",
         "mask = None",
         "shared candidates equal to the target stay in the sampled softmax",
         ("tests/models/test_lm_output.py",),
     ),
     Mutation(
-        "lm-positive-log-count", "nslightning/models/sampled_output.py",
-        "pos_log_count = pos_log_q.squeeze(1) + log_draws",
-        "pos_log_count = pos_log_q.squeeze(1)",
-        "the true class's correction is log q, not log(K q)",
+        "lm-inclusion-over-corrected", "nslightning/samplers/loss_inputs.py",
+        "        return log_q - math.log(num_draws)",
+        "        return log_q",
+        "unique draws' inclusion probability is corrected by log(K π), not log π",
         ("tests/models/test_lm_output.py",),
     ),
     # ---------------------------------------------------------------- contrastive task
     Mutation(
         "contrastive-ignores-filter-known", "nslightning/tasks/contrastive.py",
-        "known = self.known if self.filter_known else None",
+        "known = self.known if self.accidental_hits == \"known\" else None",
         "known = None",
         "known positives drawn as negatives are not masked",
         ("tests/tasks/test_contrastive_task.py",),

@@ -10,6 +10,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from torch import Tensor
 
 from nslightning.callbacks.word2vec_format import save_word2vec_format
+from nslightning.data.contract import task_data
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.run_folders import RUN_DIR, run_dir
 
@@ -116,8 +117,8 @@ def embedding_table(
     Returns:
         ``(name, vectors (V, D), vocabulary)``.
     """
-    datamodule = getattr(trainer, "datamodule", None)
-    if not hasattr(datamodule, "vocabularies") or not hasattr(pl_module, "embedding_tables"):
+    data = task_data(trainer, owner, required=False)
+    if data is None or not hasattr(pl_module, "embedding_tables"):
         raise RuntimeError(
             f"{owner} needs a DataModule with `vocabularies()` and a task with "
             "`embedding_tables()` (every nslightning task and DataModule has them)."
@@ -126,5 +127,5 @@ def embedding_table(
     name = table if table is not None else next(iter(tables))
     if name not in tables:
         raise ValueError(f"{owner}: no table {name!r}; this task has {', '.join(tables)}.")
-    vocabulary = datamodule.vocabularies()[name]  # type: ignore[union-attr]
+    vocabulary = data.vocabularies()[name]
     return name, tables[name], vocabulary

@@ -1,5 +1,6 @@
 """Corpus readers, the vocabulary, DataModules and Keras-compatible preprocessing."""
 
+from nslightning.data.contract import NegativeSamplingData
 from nslightning.data.corpus import builtin_corpora, read_lines, read_sentences, resolve_paths
 from nslightning.data.keras import make_sampling_table, skipgrams
 from nslightning.data.known_positives import KnownPositives
@@ -17,6 +18,7 @@ from nslightning.data.windows import SkipGramBatch, skipgram_windows
 __all__ = [
     "KnownPositives",
     "LanguageModelDataModule",
+    "NegativeSamplingData",
     "PairDataModule",
     "SkipGramBatch",
     "SkipGramDataModule",

@@ -101,9 +101,9 @@ def skipgrams(
             f"sequence ids must be in [0, {vocabulary_size}); saw {ids.min()}..{ids.max()}. "
             "Raise vocabulary_size or re-encode the sequence."
         )
-    if sampler is not None and sampler.num_items != vocabulary_size:
+    if sampler is not None and sampler.vocab_size != vocabulary_size:
         raise ValueError(
-            f"the sampler is set up over {sampler.num_items} items, not vocabulary_size="
+            f"the sampler is set up over {sampler.vocab_size} items, not vocabulary_size="
             f"{vocabulary_size}; call sampler.setup(counts) with one count per id."
         )
     rng = np.random.default_rng(seed)

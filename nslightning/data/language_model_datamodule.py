@@ -17,6 +17,7 @@ from nslightning.data.token_store import TokenStore
 from nslightning.data.token_streams import TokenStreams, TokenWindow
 from nslightning.data.training_position import PositionedDataModule, upcoming_epoch
 from nslightning.data.vocabulary import Vocabulary
+from nslightning.deprecation import warn_renamed
 
 Split = Literal["train", "val", "test"]
 
@@ -52,11 +53,12 @@ class LanguageModelDataModule(PositionedDataModule):
             as gensim's ``max_vocab_size`` does (``None``: no limit).
         store_workers: processes that build the token store on its first run (``None``:
             one per usable CPU, up to 8, for corpora of 32 MiB or more; 1: this process).
-        vocabulary: a vocabulary file (``Vocabulary.save``, e.g. from an earlier run) to use
+        vocabulary_path: a vocabulary file (``Vocabulary.save``, e.g. from an earlier run) to use
             instead of building one; it must hold ``<unk>`` and ``<eos>``.
         batch_size: training streams per process.
         eval_batch_size: validation and test streams per process.
         bptt: window length (steps of back-propagation through time).
+        vocabulary: deprecated, use ``vocabulary_path``.
     """
 
     def __init__(
@@ -71,12 +73,16 @@ class LanguageModelDataModule(PositionedDataModule):
         max_vocab_size: int | None = None,
         count_limit: int | None = DEFAULT_COUNT_LIMIT,
         store_workers: int | None = None,
-        vocabulary: str | None = None,
+        vocabulary_path: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 10,
         bptt: int = 35,
+        vocabulary: str | None = None,
     ) -> None:
         super().__init__()
+        if vocabulary is not None:
+            warn_renamed("LanguageModelDataModule", "vocabulary", "vocabulary_path")
+            vocabulary_path = vocabulary
         if (val_corpus is None) != (test_corpus is None):
             raise ValueError(
                 "give both --data.val_corpus and --data.test_corpus (corpus is then the training "
@@ -100,7 +106,7 @@ class LanguageModelDataModule(PositionedDataModule):
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
         self.store_workers = store_workers
-        self.vocabulary_path = vocabulary
+        self.vocabulary_path = vocabulary_path
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.bptt = bptt

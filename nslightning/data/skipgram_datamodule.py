@@ -19,6 +19,7 @@ from nslightning.data.token_store import TokenStore
 from nslightning.data.training_position import PositionedDataModule, upcoming_epoch
 from nslightning.data.vocabulary import Vocabulary
 from nslightning.data.windows import skipgram_windows
+from nslightning.deprecation import warn_renamed
 from nslightning.random_stream import RandomStream
 
 _WINDOW_STREAM = 0x57494E  # tells this stream apart from others derived from the same seed
@@ -70,7 +71,7 @@ class SkipGramDataModule(PositionedDataModule):
             number of distinct tokens, about 100 bytes each).
         store_workers: processes that build the token store on its first run (``None``:
             one per usable CPU, up to 8, for corpora of 32 MiB or more; 1: this process).
-        vocabulary: a vocabulary file (``Vocabulary.save``) to use instead of building one.
+        vocabulary_path: a vocabulary file (``Vocabulary.save``) to use instead of building one.
         window: maximum window ``W``; each center draws its window uniformly in ``1..W``.
         sample: down-sampling threshold for frequent words (``None`` disables).
         batch_size: corpus tokens per training step.
@@ -79,6 +80,7 @@ class SkipGramDataModule(PositionedDataModule):
         num_workers: DataLoader workers (chunks are views, so 0 is usually fastest).
         seed: seed of the subsampling and window draws. Each rank gets its own stream, derived
             from ``(seed, rank)`` and independent of the samplers' ``seed + rank`` streams.
+        vocabulary: deprecated, use ``vocabulary_path``.
     """
 
     def __init__(
@@ -88,15 +90,19 @@ class SkipGramDataModule(PositionedDataModule):
         max_vocab_size: int | None = None,
         count_limit: int | None = DEFAULT_COUNT_LIMIT,
         store_workers: int | None = None,
-        vocabulary: str | None = None,
+        vocabulary_path: str | None = None,
         window: int = 5,
         sample: float | None = 1e-3,
         batch_size: int = 16384,
         shuffle: bool = True,
         num_workers: int = 0,
         seed: int = 0,
+        vocabulary: str | None = None,
     ) -> None:
         super().__init__()
+        if vocabulary is not None:
+            warn_renamed("SkipGramDataModule", "vocabulary", "vocabulary_path")
+            vocabulary_path = vocabulary
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}; word2vec uses 5.")
         if sample is not None and not sample > 0:
@@ -113,7 +119,7 @@ class SkipGramDataModule(PositionedDataModule):
         self.max_vocab_size = max_vocab_size
         self.count_limit = count_limit
         self.store_workers = store_workers
-        self.vocabulary_path = vocabulary
+        self.vocabulary_path = vocabulary_path
         self.window = window
         self.sample = sample
         self.batch_size = batch_size

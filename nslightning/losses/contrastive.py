@@ -1,72 +1,57 @@
-"""The loss interface of the contrastive task, and the λ-weighted contrastive loss."""
+"""The λ-weighted contrastive loss of the project's source documents."""
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from nslightning.losses.functional import (
-    Pointwise,
-    TotalReduction,
-    check_options,
-    weighted_contrastive_loss,
-)
+from nslightning.deprecation import warn_renamed
+from nslightning.losses._checks import Pointwise, ScalarReduction, check_options
+from nslightning.losses.base import NegativeSamplingLoss
+from nslightning.losses.functional.contrastive import weighted_contrastive_loss
 from nslightning.losses.schedules import Constant, Schedule
 
 
-class ContrastiveLoss(nn.Module, ABC):
-    """A loss over positive scores and their negatives' scores; holds only hyperparameters.
-
-    Shape:
-        - pos_scores: ``(*)``
-        - neg_scores: ``(*, K)``
-        - neg_mask: ``(*, K)`` bool or ``None`` (``False`` drops a negative)
-        - log_q: ``(*, K)`` or ``None``, the sampler's log probability of each negative
-        - weights: ``(*)`` or ``None``, per-pair weights
-        - output: scalar
-
-    ``reduce_total`` is set by the task under DDP (the mean over ranks of a local normalizer),
-    so that the means divide by the global batch's totals; ``None`` in one process.
-    """
-
-    reduce_total: TotalReduction | None = None
-
-    @abstractmethod
-    def forward(
-        self,
-        pos_scores: Tensor,
-        neg_scores: Tensor,
-        neg_mask: Tensor | None = None,
-        log_q: Tensor | None = None,
-        weights: Tensor | None = None,
-    ) -> Tensor:
-        """The loss of a batch."""
-
-    def set_step(self, step: int) -> None:
-        """Tells the loss the current optimizer step (for scheduled hyperparameters)."""
-
-    def logged_values(self) -> dict[str, float]:
-        """Scheduled hyperparameters the task logs under ``train/<name>``."""
-        return {}
+def __getattr__(name: str) -> Any:
+    """``ContrastiveLoss``, the old name of :class:`NegativeSamplingLoss`, for one release."""
+    if name == "ContrastiveLoss":
+        warn_renamed("nslightning.losses.contrastive", "ContrastiveLoss", "NegativeSamplingLoss")
+        return NegativeSamplingLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class WeightedContrastiveLoss(ContrastiveLoss):
+class WeightedContrastiveLoss(NegativeSamplingLoss):
     """``(1/|S+|) Σ ℓ(s_i, +1) + λ (1/|S-|) Σ ℓ(s_j, -1)``; see
-    :func:`~nslightning.losses.functional.weighted_contrastive_loss`.
+    :func:`~nslightning.losses.functional.weighted_contrastive_loss`. ``log_q`` and
+    ``pos_log_q`` are ignored.
 
     Args:
         lam: ``λ >= 0``, or a :class:`~nslightning.losses.schedules.Schedule` of it over the
             optimizer steps (for example ``LinearWarmup(end=1.0, steps=1000)``).
         loss: the per-score loss ``ℓ``: ``"logistic"``, ``"hinge"`` or ``"squared"``.
         margin: the hinge's margin.
+        reduction: ``"mean"`` (the formula above) or ``"sum"``: the formula times the total
+            positive weight ``|S+|`` (the loss is not a sum over pairs; this makes its
+            positive term the weighted sum over pairs and keeps λ's meaning).
+
+    Shape:
+        - pos_scores: ``(*)``
+        - neg_scores: ``(*, K)``
+        - neg_mask: ``(*, K)`` bool (broadcastable) or ``None``
+        - weights: ``(*)`` (broadcastable) or ``None``
+        - output: scalar
     """
 
     def __init__(
-        self, lam: float | Schedule = 1.0, loss: Pointwise = "logistic", margin: float = 1.0
+        self,
+        lam: float | Schedule = 1.0,
+        loss: Pointwise = "logistic",
+        margin: float = 1.0,
+        reduction: ScalarReduction = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(reduction)
         check_options(loss=loss)
         self.schedule = lam if isinstance(lam, Schedule) else Constant(lam)
         self.loss: Pointwise = loss
@@ -93,14 +78,20 @@ class WeightedContrastiveLoss(ContrastiveLoss):
         self,
         pos_scores: Tensor,
         neg_scores: Tensor,
+        *,
         neg_mask: Tensor | None = None,
         log_q: Tensor | None = None,
         weights: Tensor | None = None,
+        pos_log_q: Tensor | None = None,
     ) -> Tensor:
         return weighted_contrastive_loss(
             pos_scores, neg_scores, lam=self.lam, loss=self.loss, margin=self.margin,
-            neg_mask=neg_mask, weights=weights, reduce_total=self.reduce_total,
+            neg_mask=neg_mask, weights=weights, reduction=self.reduction,
+            reduce_total=self.reduce_total,
         )
 
     def extra_repr(self) -> str:
-        return f"lam={self.schedule!r}, loss={self.loss!r}, margin={self.margin}"
+        return (
+            f"lam={self.schedule!r}, loss={self.loss!r}, margin={self.margin}, "
+            f"{super().extra_repr()}"
+        )

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nslightning.deprecation import warn_renamed
+
 Hidden = tuple[Tensor, Tensor]
 """``(h, c)``: ``(layers, B, D_out)`` and ``(layers, B, H)``, as ``nn.LSTM`` keeps them."""
 
@@ -17,13 +19,13 @@ class LSTMLanguageModel(nn.Module):
 
     Dropout (Zaremba et al. 2014) is applied to the embeddings, between LSTM layers and to the
     LSTM's output. With ``tie_weights`` the output vectors ``W`` are the input embeddings
-    (Press & Wolf 2017; Inan et al. 2017); when ``hidden_size`` differs from ``embedding_dim``
-    the last LSTM layer projects its output to ``embedding_dim`` (an LSTMP, Sak et al. 2014) so
+    (Press & Wolf 2017; Inan et al. 2017); when ``hidden_size`` differs from ``dim``
+    the last LSTM layer projects its output to ``dim`` (an LSTMP, Sak et al. 2014) so
     that the tie still fits.
 
     Args:
         vocab_size: ``V``.
-        embedding_dim: ``E``, the input vector size.
+        dim: ``E``, the input vector size.
         hidden_size: ``H``, the LSTM's state size.
         num_layers: stacked LSTM layers.
         dropout: dropout probability.
@@ -35,36 +37,40 @@ class LSTMLanguageModel(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        embedding_dim: int = 256,
+        dim: int = 256,
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.2,
         tie_weights: bool = True,
         init_scale: float = 0.1,
+        embedding_dim: int | None = None,
     ) -> None:
         super().__init__()
+        if embedding_dim is not None:
+            warn_renamed("LSTMLanguageModel", "embedding_dim", "dim")
+            dim = embedding_dim
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2, got {vocab_size}.")
-        if min(embedding_dim, hidden_size, num_layers) < 1:
+        if min(dim, hidden_size, num_layers) < 1:
             raise ValueError(
-                "embedding_dim, hidden_size and num_layers must be >= 1, got "
-                f"{embedding_dim}, {hidden_size} and {num_layers}."
+                "dim, hidden_size and num_layers must be >= 1, got "
+                f"{dim}, {hidden_size} and {num_layers}."
             )
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-        projection = embedding_dim if tie_weights and hidden_size != embedding_dim else 0
-        if projection and hidden_size < embedding_dim:
+        projection = dim if tie_weights and hidden_size != dim else 0
+        if projection and hidden_size < dim:
             raise ValueError(
-                f"tie_weights with hidden_size={hidden_size} < embedding_dim={embedding_dim}: the "
+                f"tie_weights with hidden_size={hidden_size} < dim={dim}: the "
                 "LSTM's output is projected down to the embedding size, which needs "
-                "hidden_size > embedding_dim; raise hidden_size, lower embedding_dim, or set "
+                "hidden_size > dim; raise hidden_size, lower dim, or set "
                 "tie_weights false."
             )
         self.vocab_size = vocab_size
         self.output_dim = projection or hidden_size
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.embedding = nn.Embedding(vocab_size, dim)
         self.lstm = nn.LSTM(
-            embedding_dim,
+            dim,
             hidden_size,
             num_layers,
             batch_first=True,

@@ -22,9 +22,9 @@ class PairEmbeddings(nn.Module):
 
     Args:
         num_anchors: anchor ids ``A``.
-        num_items: item ids ``V``.
+        vocab_size: item ids ``V``.
         dim: vector size ``D``.
-        shared: one table for both sides (needs ``num_anchors == num_items``: one id space).
+        shared: one table for both sides (needs ``num_anchors == vocab_size``: one id space).
         score: ``"dot"``, ``"cosine"`` or ``"euclidean"``.
         init_scale: half-width of the uniform initialisation.
         sparse: sparse gradients (for SGD, SparseAdam or Adagrad on large tables).
@@ -33,7 +33,7 @@ class PairEmbeddings(nn.Module):
     def __init__(
         self,
         num_anchors: int,
-        num_items: int,
+        vocab_size: int,
         dim: int,
         shared: bool = False,
         score: Score = "dot",
@@ -41,22 +41,22 @@ class PairEmbeddings(nn.Module):
         sparse: bool = False,
     ) -> None:
         super().__init__()
-        if num_anchors < 1 or num_items < 1:
-            raise ValueError(f"need >= 1 anchors and items, got {num_anchors} and {num_items}.")
+        if num_anchors < 1 or vocab_size < 1:
+            raise ValueError(f"need >= 1 anchors and items, got {num_anchors} and {vocab_size}.")
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}.")
         if score not in ("dot", "cosine", "euclidean"):
             raise ValueError(f"score must be 'dot', 'cosine' or 'euclidean', got {score!r}.")
-        if shared and num_anchors != num_items:
+        if shared and num_anchors != vocab_size:
             raise ValueError(
                 f"shared embeddings need one id space, but there are {num_anchors} anchors and "
-                f"{num_items} items: set --data.shared_vocabulary true (or do not share tables)."
+                f"{vocab_size} items: set --data.shared_vocabulary true (or do not share tables)."
             )
         self.score: Score = score
         self.shared = shared
         self.anchor_table = nn.Embedding(num_anchors, dim, sparse=sparse)
         self.item_table = (
-            self.anchor_table if shared else nn.Embedding(num_items, dim, sparse=sparse)
+            self.anchor_table if shared else nn.Embedding(vocab_size, dim, sparse=sparse)
         )
         tables = [self.anchor_table] if shared else [self.anchor_table, self.item_table]
         with torch.no_grad():
@@ -72,7 +72,7 @@ class PairEmbeddings(nn.Module):
         self.anchor_table.sparse = self.item_table.sparse = sparse
 
     @property
-    def num_items(self) -> int:
+    def vocab_size(self) -> int:
         return self.item_table.num_embeddings
 
     @property

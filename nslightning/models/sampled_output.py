@@ -1,182 +1,179 @@
-"""The training objective of a language model's output layer: full or sampled."""
+"""The training loss of a language model's output layer: the full softmax or a sampled one."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from nslightning.losses.functional import sgns_loss
-from nslightning.losses.sampled_output import nce_loss, sampled_softmax_loss
+from nslightning.losses.base import NegativeSamplingLoss
+from nslightning.losses.sampled_output import NCELoss, SampledSoftmaxLoss
+from nslightning.losses.sgns import SGNSLoss
 from nslightning.models.language_model import LSTMLanguageModel
 from nslightning.samplers.base import NegativeSampler
-from nslightning.samplers.hard_negative import HardNegativeSampler
-from nslightning.samplers.log_uniform import LogUniformSampler
-from nslightning.samplers.table import TableSampler
+from nslightning.samplers.loss_inputs import check_compatible, correction_inputs
 
-Objective = Literal["full", "sampled_softmax", "negative_sampling", "nce"]
+OutputName = Literal["full", "sampled_softmax", "negative_sampling", "nce"]
+"""Shorthands of the output layer's loss: ``full`` (no sampling) or a sampled loss class."""
+OutputHits = Literal["keep", "positive"]
+
+
+def output_loss(name: OutputName) -> NegativeSamplingLoss | None:
+    """The loss a shorthand stands for (``None`` for the full softmax).
+
+    ``sampled_softmax`` is :class:`~nslightning.losses.SampledSoftmaxLoss`,
+    ``negative_sampling`` :class:`~nslightning.losses.SGNSLoss` and ``nce``
+    :class:`~nslightning.losses.NCELoss`, each with its defaults.
+    """
+    if name not in get_args(OutputName):
+        raise ValueError(
+            f"output must be one of {', '.join(get_args(OutputName))}, got {name!r}; or "
+            "give a loss object (--model.loss)."
+        )
+    losses: dict[str, type[NegativeSamplingLoss]] = {
+        "sampled_softmax": SampledSoftmaxLoss, "negative_sampling": SGNSLoss, "nce": NCELoss,
+    }
+    return None if name == "full" else losses[name]()
 
 
 class SampledOutput(nn.Module):
-    """Computes a language model's training loss with one switch, ``objective``.
+    """A language model's training loss over its output layer, full or sampled.
 
-    - ``full``: cross-entropy over all ``V`` tokens (no sampler).
-    - ``sampled_softmax``: a softmax over the true token and ``K`` sampled candidates with the
-      logQ correction ``-log(K q)`` and accidental hits removed (Jean et al. 2015; TensorFlow's
-      ``sampled_softmax_loss``), see
-      :func:`~nslightning.losses.sampled_output.sampled_softmax_loss`. The true token is
-      corrected too when the sampler has a fixed distribution (a table sampler); batch-based
-      samplers (in-batch, memory bank) correct only the candidates.
-    - ``negative_sampling``: word2vec's logistic objective ``-log σ(s_t) - Σ log σ(-s_k)``,
-      accidental hits removed; its scores are not normalised.
-    - ``nce``: noise-contrastive estimation with logits ``s - log(K q)``, see
-      :func:`~nslightning.losses.sampled_output.nce_loss`; it needs a fixed noise distribution
-      (a table sampler) and keeps accidental hits, as NCE's derivation does.
+    - ``loss=None`` (``"full"``): cross-entropy over all ``V`` tokens; no sampler.
+    - a :class:`~nslightning.losses.NegativeSamplingLoss`: the true token's score against
+      ``K`` sampled candidates' scores. The loss gets ``log_q`` per draw and, when the sampler
+      has a fixed distribution, the true token's ``pos_log_q``: sampled softmax corrects both
+      with ``log(K q)`` (Jean et al. 2015; TensorFlow's ``sampled_softmax_loss``), NCE uses
+      them as its noise model, negative sampling ignores them.
 
     Candidates are shared by every token of the batch (one ``(N, D) x (D, K)`` product, as
-    TensorFlow's sampled losses do; table samplers only) or drawn per token (``N K D`` memory;
-    any sampler with ``log_q``).
+    TensorFlow's sampled losses do; samplers with a ``fixed_distribution`` only) or drawn per
+    token (``N K D`` memory; any sampler that needs no scorer).
 
     Args:
-        objective: ``"full"``, ``"sampled_softmax"``, ``"negative_sampling"`` or ``"nce"``.
+        loss: the loss, or a shorthand: ``"full"``, ``"sampled_softmax"``,
+            ``"negative_sampling"`` or ``"nce"`` (:func:`output_loss`).
         num_negatives: ``K`` candidates.
-        sampler: where candidates come from; ``LogUniformSampler()`` (Zipf over frequency-sorted
-            ids) when ``None``.
         shared_negatives: one set of ``K`` candidates per batch, else ``K`` per token.
-        remove_accidental_hits: drop candidates equal to the token's target; ``None`` means the
-            objective's usual choice (removed, except for ``nce``).
+        accidental_hits: ``"positive"`` drops candidates equal to the token's target,
+            ``"keep"`` keeps them (samplers that are not batch-based only); ``None`` for the
+            loss's usual choice (``keep`` for losses with ``keeps_accidental_hits``, NCE).
     """
 
     def __init__(
         self,
-        objective: Objective = "sampled_softmax",
+        loss: NegativeSamplingLoss | OutputName | None = "sampled_softmax",
         num_negatives: int = 1024,
-        sampler: NegativeSampler | None = None,
         shared_negatives: bool = True,
-        remove_accidental_hits: bool | None = None,
+        accidental_hits: OutputHits | None = None,
     ) -> None:
         super().__init__()
-        if objective not in get_args(Objective):
-            raise ValueError(
-                f"output must be one of {', '.join(get_args(Objective))}, got {objective!r}."
-            )
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, int):
             raise TypeError(f"num_negatives must be an int, got {num_negatives!r}.")
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; use K >= 1.")
-        self.objective: Objective = objective
+        self.loss = output_loss(loss) if isinstance(loss, str) else loss
+        if accidental_hits is None:
+            keeps = self.loss is not None and self.loss.keeps_accidental_hits
+            accidental_hits = "keep" if keeps else "positive"
+        if accidental_hits not in get_args(OutputHits):
+            raise ValueError(
+                f"a language model's accidental_hits is 'positive' or 'keep', got "
+                f"{accidental_hits!r}."
+            )
         self.num_negatives = num_negatives
         self.shared_negatives = shared_negatives
-        self.remove_accidental_hits = (
-            objective != "nce" if remove_accidental_hits is None else remove_accidental_hits
-        )
-        self.sampler = sampler if sampler is not None else LogUniformSampler()
-        if objective != "full":
-            self._check_sampler()
+        self.accidental_hits: OutputHits = accidental_hits
 
     @property
-    def fixed_distribution(self) -> bool:
-        """The sampler draws from one distribution over the vocabulary (a table sampler)."""
-        return isinstance(self.sampler, TableSampler)
+    def sampled(self) -> bool:
+        """Whether training samples candidates (``False`` for the full softmax)."""
+        return self.loss is not None
 
-    def _check_sampler(self) -> None:
-        name = type(self.sampler).__name__
-        if isinstance(self.sampler, HardNegativeSampler):
+    def check_sampler(self, sampler: NegativeSampler) -> None:
+        """Refuses a sampler that cannot serve this output layer or its loss, from their
+        declared capabilities (:func:`~nslightning.samplers.loss_inputs.check_compatible`).
+
+        Raises:
+            ValueError: naming the sampler and the fix.
+        """
+        name = type(sampler).__name__
+        if sampler.needs_scorer:
             raise ValueError(
                 f"{name} mines candidates by their scores for anchor ids, but a language model's "
                 "contexts are LSTM states, not ids; use a log-uniform, unigram, uniform or "
                 "in-batch sampler."
             )
-        if isinstance(self.sampler, TableSampler) and (self.sampler.unique or self.sampler.redraw):
+        if self.loss is not None:
+            check_compatible(sampler, self.loss)
+        if self.shared_negatives and not sampler.fixed_distribution:
             raise ValueError(
-                f"{name}(unique=True or redraw=True) changes what log_q means (an inclusion or "
-                "renormalised probability), but the output layer's logQ correction needs the "
-                "per-draw probability: set unique and redraw to false (accidental hits are "
-                "removed by masking, as Jean et al. and TensorFlow do)."
+                f"shared candidates are drawn once from one distribution over the vocabulary, "
+                f"which {name} (with these options) does not have; set --model.shared_negatives "
+                "false (candidates per token) or use a log-uniform, unigram or uniform sampler "
+                "without unique or redraw."
             )
-        if not self.fixed_distribution:
-            if self.objective == "nce":
-                raise ValueError(
-                    f"nce needs a fixed noise distribution q (its logits are s - log(K q)), but "
-                    f"{name} is not one table over the vocabulary; use a log-uniform, unigram or "
-                    "uniform sampler."
-                )
-            if self.shared_negatives:
-                raise ValueError(
-                    f"shared candidates are drawn once from one table over the vocabulary, which "
-                    f"{name} is not; set --model.shared_negatives false (candidates per token) "
-                    "or use a log-uniform, unigram or uniform sampler."
-                )
-            if not self.remove_accidental_hits:
-                raise ValueError(
-                    f"remove_accidental_hits=False needs a table sampler: {name}'s mask also "
-                    "marks empty slots, which cannot be kept."
-                )
+        if self.accidental_hits == "keep" and sampler.batch_based:
+            raise ValueError(
+                f"accidental_hits keep needs a sampler that draws from the vocabulary: {name}'s "
+                "mask also marks empty slots, which cannot be kept."
+            )
 
     def check_vocabulary(self, vocab_size: int) -> None:
         """Raises ``ValueError`` when ``K`` is not below the vocabulary size."""
-        if self.objective != "full" and self.num_negatives >= vocab_size:
+        if self.sampled and self.num_negatives >= vocab_size:
             raise ValueError(
                 f"num_negatives={self.num_negatives} is not below the vocabulary size "
                 f"{vocab_size}: sampling saves nothing there; lower num_negatives or use "
                 "--model.output full."
             )
 
-    def forward(self, model: LSTMLanguageModel, features: Tensor, targets: Tensor) -> Tensor:
-        """The mean training loss over the tokens.
+    def forward(
+        self,
+        model: LSTMLanguageModel,
+        features: Tensor,
+        targets: Tensor,
+        sampler: NegativeSampler | None = None,
+    ) -> Tensor:
+        """The training loss over the tokens.
 
         Args:
             model: gives the scores (its output vectors and biases).
             features: ``(N, D)`` LSTM outputs.
             targets: ``(N,)`` long next tokens.
+            sampler: draws the candidates (set up over the vocabulary); unused by the full
+                softmax.
 
         Returns:
             A scalar.
         """
-        if self.objective == "full":
+        if self.loss is None:
             return torch.nn.functional.cross_entropy(model.logits(features), targets)
+        if sampler is None:
+            raise ValueError(f"{type(self.loss).__name__} needs a sampler for its candidates.")
+        keep = self.accidental_hits == "keep"
         if self.shared_negatives:
-            drawn = self.sampler.sample(targets[:1], self.num_negatives)
-            ids, log_q = drawn.ids[0], drawn.log_q
-            candidates = ids.unsqueeze(0)  # (1, K) against every row
-            mask = candidates != targets.unsqueeze(1) if self.remove_accidental_hits else None
+            drawn = sampler.sample(targets[:1], self.num_negatives)
+            ids = drawn.ids[0]
+            mask = None if keep else ids.unsqueeze(0) != targets.unsqueeze(1)  # (N, K)
         else:
-            drawn = self.sampler.sample(targets, self.num_negatives)
-            ids, log_q, candidates = drawn.ids, drawn.log_q, drawn.ids
-            mask = drawn.mask
-            if not self.remove_accidental_hits:
-                mask = None  # table samplers mark nothing but the hits
+            drawn = sampler.sample(targets, self.num_negatives)
+            ids = drawn.ids
+            mask = None if keep else drawn.mask  # table samplers mark nothing but the hits
+        log_q, pos_log_q = (None, None)
+        if self.loss.uses_log_q:
+            log_q, pos_log_q = correction_inputs(sampler, drawn, targets)
         pos_scores = model.output_bias[targets] + (
             features * model.output_weight[targets]
         ).sum(-1)
         neg_scores = model.score(features, ids)
-        if self.objective == "negative_sampling":
-            return sgns_loss(pos_scores, neg_scores, mask)
-        if log_q is None:
-            raise ValueError(
-                f"{type(self.sampler).__name__} gives no log_q, which {self.objective} needs."
-            )
-        log_draws = math.log(candidates.shape[-1])
-        neg_log_count = log_q + log_draws
-        pos_log_count = None
-        if self.fixed_distribution:
-            pos_log_q = self.sampler.log_prob(targets.unsqueeze(1), targets)
-            assert pos_log_q is not None  # table samplers have a closed form
-            pos_log_count = pos_log_q.squeeze(1) + log_draws
-        if self.objective == "nce":
-            assert pos_log_count is not None  # nce is checked to have a table sampler
-            return nce_loss(pos_scores, neg_scores, neg_log_count, pos_log_count, neg_mask=mask)
-        return sampled_softmax_loss(
-            pos_scores, neg_scores, neg_log_count, pos_log_count=pos_log_count, neg_mask=mask
-        )
+        return self.loss(pos_scores, neg_scores, neg_mask=mask, log_q=log_q, pos_log_q=pos_log_q)
 
     def extra_repr(self) -> str:
-        if self.objective == "full":
-            return "objective=full"
+        if self.loss is None:
+            return "loss=full"
         return (
-            f"objective={self.objective}, num_negatives={self.num_negatives}, "
-            f"shared_negatives={self.shared_negatives}, "
-            f"remove_accidental_hits={self.remove_accidental_hits}"
+            f"num_negatives={self.num_negatives}, shared_negatives={self.shared_negatives}, "
+            f"accidental_hits={self.accidental_hits}"
         )

@@ -13,12 +13,16 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from nslightning.deprecation import warn_renamed
 from nslightning.random_stream import RandomStream
+
+LogQKind = Literal["per_draw", "inclusion"]
+"""What :attr:`Negatives.log_q` holds: see :attr:`NegativeSampler.log_q_kind`."""
 
 Scorer = Callable[[Tensor, Tensor], Tensor]
 """``scorer(anchors (B,), candidates (B, M)) -> scores (B, M)``, supplied by a task (no grad).
@@ -37,7 +41,9 @@ class Negatives:
         ids: ``(*, K)`` long, the drawn candidate ids.
         log_q: ``(*, K)`` float, log probability of each draw under the sampler (for the logQ
             correction of sampled softmax), or ``None`` when the sampler cannot give it (hard
-            negatives are chosen by score, not drawn from a known distribution).
+            negatives are chosen by score, not drawn from a known distribution). Per draw or
+            an inclusion probability, as the sampler's ``log_q_kind`` says
+            (:func:`per_draw_log_q` gives the per-draw one either way).
         mask: ``(*, K)`` bool, ``False`` where the draw must not count as a negative: an
             accidental hit (it equals the positive or one of the excluded ids of its row), or an
             empty slot of a batch-based sampler that had fewer candidates than ``K``.
@@ -124,16 +130,47 @@ def check_id_range(ids: Tensor, low: int, high: int, what: str, fix: str) -> Non
 class NegativeSampler(nn.Module, ABC):
     """Base class: validates input, owns the generator, delegates drawing to :meth:`_draw`.
 
+    Each strategy declares what it can do in four class attributes (with the defaults below),
+    so that tasks, losses and tests read capabilities instead of guessing from classes. A
+    strategy whose options change a capability overrides it with a property.
+
+    Attributes:
+        fixed_distribution: every draw comes independently from one distribution over the
+            vocabulary that depends neither on the row nor on the batch, and ``log_q`` is the
+            probability of one draw under it, so that NCE and candidates shared by a whole batch
+            can use it; :meth:`log_prob` is then its closed form for any id (the true class
+            included). ``False`` by default; ``True`` for the table samplers unless ``unique``
+            or ``redraw`` is set.
+        log_q_kind: what :attr:`Negatives.log_q` is: ``"per_draw"`` (default), the probability
+            of the id in one draw (a column chosen at random); ``"inclusion"``, the probability
+            that the id is among the row's draws (``TableSampler(unique=True)``); ``None`` when
+            the sampler gives no ``log_q`` (hard negatives). :func:`per_draw_log_q` turns either
+            into a per-draw probability.
+        needs_scorer: :meth:`sample` needs ``anchors=`` and ``scorer=`` (hard negatives, and a
+            mixture with such a component). ``False`` by default.
+        batch_based: the candidates come from the batches the sampler sees (in-batch: the
+            current one; memory bank: the recent ones), so ids absent from them cannot be drawn,
+            ``log_q`` changes with the batch and ``mask`` may also mark empty slots (a batch or
+            queue with too few candidates). A composite is batch-based when one of its
+            components is. ``False`` by default. An in-batch sampler also takes ``K`` as a cap
+            (it may return fewer columns); a memory bank does not (it draws ``K`` with
+            replacement): that difference is :meth:`draws_from_items`.
+
     Args:
         seed: base seed of the sampler's generator; rank ``r`` uses ``seed + r``.
     """
+
+    fixed_distribution: bool = False
+    log_q_kind: LogQKind | None = "per_draw"
+    needs_scorer: bool = False
+    batch_based: bool = False
 
     never_drawn_ids: Tensor
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         self.stream = RandomStream(seed)
-        self.num_items = 0
+        self.vocab_size = 0
 
     def _set_never_drawn(self, never_drawn: Sequence[int] | None) -> None:
         """Keeps ids that are never drawn (padding, ``<unk>``): sorted and distinct as
@@ -170,8 +207,14 @@ class NegativeSampler(nn.Module, ABC):
                 f"{type(self).__name__}.setup: counts must be finite and >= 0; "
                 "check the vocabulary counts you passed."
             )
-        self.num_items = int(counts.numel())
+        self.vocab_size = int(counts.numel())
         self._setup(counts)
+
+    @property
+    def num_items(self) -> int:
+        """Deprecated spelling of :attr:`vocab_size` (read-only; warns)."""
+        warn_renamed(type(self).__name__, "num_items", "vocab_size")
+        return self.vocab_size
 
     @property
     def seed(self) -> int:
@@ -202,25 +245,31 @@ class NegativeSampler(nn.Module, ABC):
                 yield from (c for c in child if isinstance(c, NegativeSampler))
 
     def draws_from_items(self) -> bool:
-        """Whether every negative is drawn from the ``V`` items (with or without replacement),
-        so that asking for ``K >= V`` per row is a mistake: the tasks refuse it.
+        """Whether each row gets ``K`` negatives, each drawn from the ``V`` items (with or
+        without replacement), so that asking for ``K >= V`` per row is a mistake: the tasks
+        refuse it (:meth:`check_num_negatives`).
 
         ``True`` for table samplers, a memory bank and hard negatives mined from the items; a
-        sampler whose candidates are the batch's positives (in-batch) returns ``False``, since
-        there ``K`` only caps the batch's ``N - 1`` others. A composite draws from the items when
-        all of its components do.
+        sampler for which ``K`` only caps the batch's ``N - 1`` other positives (in-batch)
+        returns ``False``, and so does a composite with such a component (a composite draws
+        from the items when all of its components do).
+
+        This is not the negation of :attr:`batch_based`, which says where candidates come from:
+        a sampler that does not draw from the items is batch-based, but a memory bank is
+        batch-based (its candidates are recent positives) and still draws ``K`` with
+        replacement, so ``K >= V`` gives it repeats as surely as a table sampler.
         """
         return all(component.draws_from_items() for component in self.components())
 
     def check_num_negatives(
-        self, num_negatives: int, num_items: int, size: str, items: str, fix: str
+        self, num_negatives: int, vocab_size: int, size: str, items: str, fix: str
     ) -> None:
         """Refuses ``K >= V`` when :meth:`draws_from_items`: each row would get as many
         negatives as there are items or more, repeats and its own positive among them.
 
         Args:
             num_negatives: ``K`` per row.
-            num_items: ``V``.
+            vocab_size: ``V``.
             size: what ``V`` is called (``"vocabulary size"``), named in the message.
             items: what the items are, plural (``"words"``).
             fix: the task's other remedies, appended after lowering ``--model.num_negatives``.
@@ -228,13 +277,13 @@ class NegativeSampler(nn.Module, ABC):
         Raises:
             ValueError: naming both numbers and the fixes.
         """
-        if num_negatives < num_items or not self.draws_from_items():
+        if num_negatives < vocab_size or not self.draws_from_items():
             return
         raise ValueError(
-            f"num_negatives={num_negatives} >= {size} {num_items}: {type(self).__name__} draws "
+            f"num_negatives={num_negatives} >= {size} {vocab_size}: {type(self).__name__} draws "
             f"every negative from the {items}, so each row would get as many negatives as there "
             f"are {items} or more (repeats, and its own positive, among them). Lower "
-            f"--model.num_negatives below {num_items}{fix}."
+            f"--model.num_negatives below {vocab_size}{fix}."
         )
 
     def sample(
@@ -316,7 +365,7 @@ class NegativeSampler(nn.Module, ABC):
             raise TypeError(f"num_negatives must be an int, got {num_negatives!r}.")
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; use K >= 1.")
-        if self.num_items == 0:
+        if self.vocab_size == 0:
             raise RuntimeError(f"{name} has no tables yet: call sampler.setup(counts) first.")
         if positives.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"positives must hold integer ids, got dtype {positives.dtype}.")
@@ -342,23 +391,24 @@ class NegativeSampler(nn.Module, ABC):
                 f"{tuple(positives.shape)}; got {tuple(exclude.shape)}. Pad rows with -1."
             )
         check_id_range(
-            positives, 0, self.num_items, "positive id",
+            positives, 0, self.vocab_size, "positive id",
             "the ids must come from the vocabulary the sampler was set up with.",
         )
         if exclude is not None:
             check_id_range(
-                exclude, -1, self.num_items, "exclude id",
+                exclude, -1, self.vocab_size, "exclude id",
                 "the ids must come from the sampler's vocabulary (-1 pads).",
             )
 
     # ------------------------------------------------------------------ checkpoints
     def get_extra_state(self) -> dict[str, Any]:
-        return {**self.stream.state_dict(), "num_items": self.num_items}
+        return {**self.stream.state_dict(), "vocab_size": self.vocab_size}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restores a checkpoint; the current rank is kept (see :class:`RandomStream`)."""
+        """Restores a checkpoint; the current rank is kept (see :class:`RandomStream`).
+        Checkpoints of nslightning 0.1 name the vocabulary size ``num_items``."""
         self.stream.load_state_dict(state)
-        self.num_items = int(state.get("num_items", self.num_items))
+        self.vocab_size = int(state.get("vocab_size", state.get("num_items", self.vocab_size)))
 
     def _load_from_state_dict(  # type: ignore[no-untyped-def]
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
@@ -373,4 +423,4 @@ class NegativeSampler(nn.Module, ABC):
         )
 
     def extra_repr(self) -> str:
-        return f"num_items={self.num_items}, seed={self.seed}"
+        return f"vocab_size={self.vocab_size}, seed={self.seed}"

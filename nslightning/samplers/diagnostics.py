@@ -10,11 +10,11 @@ from torch import Tensor
 from nslightning.samplers.base import Negatives, hit_mask
 
 
-def rank_bins(num_items: int) -> list[tuple[int, int]]:
-    """Decade bins ``[0, 10), [10, 100), ...`` of frequency ranks covering ``num_items`` ids."""
+def rank_bins(vocab_size: int) -> list[tuple[int, int]]:
+    """Decade bins ``[0, 10), [10, 100), ...`` of frequency ranks covering ``vocab_size`` ids."""
     bins, low = [], 0
-    while low < num_items:
-        high = min(10 * max(low, 1), num_items)
+    while low < vocab_size:
+        high = min(10 * max(low, 1), vocab_size)
         bins.append((low, high))
         low = high
     return bins
@@ -22,7 +22,7 @@ def rank_bins(num_items: int) -> list[tuple[int, int]]:
 
 def negative_statistics(
     negatives: Negatives,
-    num_items: int,
+    vocab_size: int,
     pos_scores: Tensor | None = None,
     neg_scores: Tensor | None = None,
     *,
@@ -33,7 +33,7 @@ def negative_statistics(
 
     Args:
         negatives: the draw, ``(*, K)``.
-        num_items: vocabulary size ``V``; ids are frequency ranks (most frequent first).
+        vocab_size: vocabulary size ``V``; ids are frequency ranks (most frequent first).
         pos_scores: scores of the positives (any shape; all entries count), or ``None``.
         neg_scores: ``(*, K)`` scores of the negatives (masked slots are ignored), or ``None``.
         positives: ``(*)`` the positives of the draw, to tell accidental hits from empty slots.
@@ -79,20 +79,20 @@ def negative_statistics(
             above = (neg_scores >= pos_scores.unsqueeze(-1)) & mask
             stats["hard_share"] = above.sum() / mask.sum().clamp_min(1)
     total = num_valid.clamp_min(1)
-    for low, high in rank_bins(num_items):
+    for low, high in rank_bins(vocab_size):
         share = ((ids >= low) & (ids < high) & mask).sum() / total
         stats[f"rank_share/{low}-{high}"] = share.float()
     return stats
 
 
-def rank_histogram(negatives: Negatives, num_items: int, bins: int = 32) -> tuple[Tensor, Tensor]:
+def rank_histogram(negatives: Negatives, vocab_size: int, bins: int = 32) -> tuple[Tensor, Tensor]:
     """Histogram of ``log10(rank + 1)`` of the valid negatives (for a W&B histogram).
 
     Returns:
         ``counts (bins,)`` and ``edges (bins + 1,)``, float on the CPU.
     """
     valid = negatives.ids[negatives.mask].double().cpu()
-    top = math.log10(num_items + 1)
+    top = math.log10(vocab_size + 1)
     counts = torch.histc(torch.log10(valid + 1), bins=bins, min=0.0, max=top)
     edges = torch.linspace(0.0, top, bins + 1, dtype=torch.float64)
     return counts, edges

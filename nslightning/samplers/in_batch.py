@@ -29,7 +29,10 @@ class InBatchSampler(NegativeSampler):
     ``count(id) / (N - c)``, the id's empirical frequency among the row's candidates (``N``
     drawable positions, ``c`` copies of the row's own positive). This is the sampling
     probability that the logQ correction of Yi et al. 2019 ("Sampling-bias-corrected neural
-    modeling") subtracts so that popular items are not over-penalised.
+    modeling") subtracts so that popular items are not over-penalised. It is a per-draw
+    probability (``log_q_kind="per_draw"``): each column, taken alone, is a uniform choice among
+    the row's candidates, so ``K q`` is the id's expected count among the row's ``K`` columns.
+    The sampler is :attr:`batch_based` and does not :meth:`draws_from_items`.
 
     With ``across_ranks`` under DDP the candidates are the positives of the global batch: every
     rank gathers the others' positive ids (``N`` per rank, ``P = world_size * N`` in all) and
@@ -52,7 +55,27 @@ class InBatchSampler(NegativeSampler):
         across_ranks: under DDP, draw from the positives of every rank (the global batch);
             each rank must then have the same number of positives per call. No effect in one
             process.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import InBatchSampler
+        >>> sampler = InBatchSampler(seed=0)
+        >>> sampler.setup(torch.ones(10))  # the batch is the distribution: counts are unused
+        >>> positives = torch.tensor([4, 7, 4, 2])
+        >>> negatives = sampler.sample(positives, 3)  # K = N - 1: every other position
+        >>> negatives.ids.tolist()
+        [[7, 4, 2], [4, 4, 2], [4, 7, 2], [4, 7, 4]]
+        >>> negatives.mask.tolist()  # the other copy of 4 is no negative for a row of 4
+        [[True, False, True], [True, True, True], [False, True, True], [True, True, True]]
+        >>> [round(q, 3) for q in negatives.log_q[1].exp().tolist()]  # count / (N - 1) for 7
+        [0.667, 0.667, 0.333]
+        >>> sampler.sample(positives, 2).ids.shape  # K below N - 1: chosen at random
+        torch.Size([4, 2])
+        >>> sampler.sample(positives, 9).ids.shape  # K only caps the N - 1 others
+        torch.Size([4, 3])
     """
+
+    batch_based = True
 
     def __init__(
         self,

@@ -25,6 +25,17 @@ class LogUniformSampler(TableSampler):
         never_drawn: ids never drawn (padding, ``<unk>``).
         unique: no id twice in a row (see :class:`~nslightning.samplers.table.TableSampler`).
         redraw: redraw accidental hits instead of masking them.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import LogUniformSampler
+        >>> sampler = LogUniformSampler(seed=0)
+        >>> sampler.setup(torch.tensor([50.0, 20.0, 10.0, 5.0, 2.0, 1.0]))  # sorted by count
+        >>> [round(p, 3) for p in sampler.probabilities().tolist()]
+        [0.356, 0.208, 0.148, 0.115, 0.094, 0.079]
+        >>> negatives = sampler.sample(torch.tensor([0, 3]), 4)
+        >>> negatives.ids.tolist(), negatives.mask.tolist()
+        ([[5, 2, 1, 4], [2, 3, 0, 0]], [[True, True, True, True], [True, False, True, True]])
     """
 
     closed_form = True
@@ -42,5 +53,5 @@ class LogUniformSampler(TableSampler):
 
     def _closed_form_draw(self, num: int, generator: torch.Generator) -> Tensor:
         u = torch.rand(num, device=generator.device, generator=generator, dtype=torch.float64)
-        ids = u.mul_(math.log(self.num_items + 1.0)).exp_().long().sub_(1)
-        return ids.clamp_(0, self.num_items - 1)
+        ids = u.mul_(math.log(self.vocab_size + 1.0)).exp_().long().sub_(1)
+        return ids.clamp_(0, self.vocab_size - 1)

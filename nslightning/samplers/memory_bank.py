@@ -20,10 +20,12 @@ class MemoryBankSampler(NegativeSampler):
     Each call first enqueues its positives (the oldest entries leave once the queue is full),
     then draws ``K`` entries per row uniformly with replacement from the queue, so negatives
     come from this batch and the ones before it. ``log_q`` is the log of the id's share of the
-    queue, the exact probability of the draw. The queue holds ids, not vectors: the task scores
-    them with its current model. It is a buffer: it moves with ``.to(device)`` and is saved in
-    checkpoints. Enqueueing and drawing are tensor ops only (no host sync). A checkpoint brings
-    its own queue, whatever ``size`` the new sampler was built with.
+    queue, the exact probability of the draw (``log_q_kind="per_draw"``). The sampler is
+    :attr:`batch_based` (ids not in the queue cannot be drawn) yet :meth:`draws_from_items`: it
+    draws all ``K`` with replacement, so ``K`` is no cap. The queue holds ids, not vectors: the
+    task scores them with its current model. It is a buffer: it moves with ``.to(device)`` and
+    is saved in checkpoints. Enqueueing and drawing are tensor ops only (no host sync). A
+    checkpoint brings its own queue, whatever ``size`` the new sampler was built with.
 
     With ``across_ranks`` under DDP every rank enqueues the positives of the global batch (in
     rank order), as multi-GPU MoCo does, so all ranks hold the same queue and draw from it with
@@ -35,7 +37,25 @@ class MemoryBankSampler(NegativeSampler):
         never_drawn: ids that are never enqueued (padding, ``<unk>``).
         across_ranks: under DDP, enqueue every rank's positives (each rank must then pass the
             same number per call). No effect in one process.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import MemoryBankSampler
+        >>> sampler = MemoryBankSampler(size=4, seed=0)
+        >>> sampler.setup(torch.ones(10))  # the queue is the distribution: counts are unused
+        >>> _ = sampler.sample(torch.tensor([1, 2]), 3)
+        >>> negatives = sampler.sample(torch.tensor([3, 3, 5]), 3)
+        >>> sampler.contents().tolist()  # the oldest entry (1) has left
+        [2, 3, 3, 5]
+        >>> negatives.ids.tolist()
+        [[5, 2, 3], [2, 2, 5], [2, 3, 2]]
+        >>> negatives.mask.tolist()
+        [[True, True, False], [True, True, True], [True, True, True]]
+        >>> [round(q, 2) for q in negatives.log_q[0].exp().tolist()]  # the id's share of the queue
+        [0.25, 0.25, 0.5]
     """
+
+    batch_based = True
 
     bank: Tensor
     cursor: Tensor

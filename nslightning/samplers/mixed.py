@@ -11,7 +11,14 @@ import torch
 from torch import Tensor, nn
 
 from nslightning.random_stream import RandomStream
-from nslightning.samplers.base import Draw, DrawRequest, Negatives, NegativeSampler, derived_seed
+from nslightning.samplers.base import (
+    Draw,
+    DrawRequest,
+    LogQKind,
+    Negatives,
+    NegativeSampler,
+    derived_seed,
+)
 
 SHARE_TOLERANCE = 1e-6
 
@@ -37,10 +44,35 @@ class MixedSampler(NegativeSampler):
     ``seed`` given to a component is replaced), so they never share a random stream; the split
     has its own stream on the CPU.
 
+    Capabilities follow the components: ``log_q_kind`` is ``"per_draw"`` when all of them are,
+    ``None`` when one gives no ``log_q``; a component whose ``log_q`` is an inclusion
+    probability (``unique=True``) is refused, as a mixture of inclusion probabilities means
+    nothing. The mixture :attr:`needs_scorer` and is :attr:`batch_based` when one of its
+    components is. It has no :attr:`fixed_distribution`: its columns are split among the
+    components (not independent draws) and its ``log_q`` weighs the columns of each call.
+
     Args:
         samplers: the components.
         shares: fraction of the negatives from each component: positive, summing to 1.
         seed: base seed; component ``i`` gets a seed derived from ``(seed, i)``.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import InBatchSampler, MixedSampler, UniformSampler
+        >>> sampler = MixedSampler([InBatchSampler(), UniformSampler()], [0.5, 0.5], seed=0)
+        >>> sampler.setup(torch.ones(10))
+        >>> sampler.log_q_kind, sampler.batch_based, sampler.fixed_distribution
+        ('per_draw', True, False)
+        >>> sampler.split(4)  # columns per component: 2 in-batch, then 2 uniform
+        [2, 2]
+        >>> negatives = sampler.sample(torch.tensor([1, 2, 3, 4]), 4)
+        >>> negatives.ids.tolist()
+        [[4, 3, 3, 1], [1, 4, 7, 1], [2, 4, 6, 6], [3, 2, 9, 5]]
+        >>> negatives.mask[0].tolist()  # the uniform part drew the row's own positive
+        [True, True, True, False]
+        >>> # 0.5 * 1/3 (a third of the row's in-batch candidates) + 0.5 * 1/10 (uniform)
+        >>> [round(q, 3) for q in negatives.log_q[0].exp().tolist()]
+        [0.217, 0.217, 0.217, 0.05]
     """
 
     def __init__(
@@ -63,16 +95,32 @@ class MixedSampler(NegativeSampler):
                 "e.g. shares: [0.5, 0.5]."
             )
         for sampler in samplers:
-            if getattr(sampler, "unique", False):
+            if sampler.log_q_kind == "inclusion":
                 raise ValueError(
                     f"{type(sampler).__name__}(unique=True) cannot be mixed: its log_q is an "
-                    "inclusion probability, not a per-draw one; mix it with unique=False."
+                    "inclusion probability (log_q_kind 'inclusion'), not a per-draw one; mix it "
+                    "with unique=False."
                 )
         self.samplers = nn.ModuleList(samplers)
         self.shares = values
         # The split is drawn on the CPU, so that it never waits for an accelerator.
         self.split_stream = RandomStream(seed, derive=split_seed)
         self.manual_seed(seed)
+
+    @property
+    def log_q_kind(self) -> LogQKind | None:  # type: ignore[override]  # from the components
+        """``"per_draw"``, or ``None`` when a component gives no ``log_q``."""
+        return None if any(c.log_q_kind is None for c in self.components()) else "per_draw"
+
+    @property
+    def needs_scorer(self) -> bool:  # type: ignore[override]  # from the components
+        """Whether a component needs ``anchors=`` and ``scorer=``."""
+        return any(component.needs_scorer for component in self.components())
+
+    @property
+    def batch_based(self) -> bool:  # type: ignore[override]  # from the components
+        """Whether a component takes its candidates from the batches."""
+        return any(component.batch_based for component in self.components())
 
     def manual_seed(self, seed: int) -> None:
         super().manual_seed(seed)

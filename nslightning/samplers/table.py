@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from nslightning.samplers.alias import build_alias_table, draw_from_alias
-from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler, hit_mask
+from nslightning.samplers.base import Draw, DrawRequest, LogQKind, NegativeSampler, hit_mask
 from nslightning.samplers.batch_counts import repeated_in_row
 
 MAX_REDRAW_ROUNDS = 64
@@ -38,6 +38,24 @@ class TableSampler(NegativeSampler):
             of masked; ``log_q`` is then ``log(p / (1 - P(hits of the row)))``, the exact
             probability of what was drawn. Rows whose every drawable id is a hit stay masked.
             Each redraw round reads the number of hits back (a host sync on accelerators).
+
+    Capabilities (see :class:`~nslightning.samplers.NegativeSampler`): plain draws have a
+    :attr:`fixed_distribution` with a ``"per_draw"`` ``log_q``; ``redraw`` renormalises each
+    row's distribution (still per draw, but row-dependent) and ``unique`` gives inclusion
+    probabilities, so either option makes the distribution no longer fixed.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import UniformSampler
+        >>> plain, unique = UniformSampler(seed=0), UniformSampler(unique=True, seed=0)
+        >>> plain.fixed_distribution, plain.log_q_kind
+        (True, 'per_draw')
+        >>> unique.fixed_distribution, unique.log_q_kind
+        (False, 'inclusion')
+        >>> unique.setup(torch.ones(5))
+        >>> negatives = unique.sample(torch.tensor([0, 1]), 4)
+        >>> [len(set(row)) for row in negatives.ids.tolist()]  # no id twice in a row
+        [4, 4]
     """
 
     log_probs: Tensor
@@ -100,6 +118,16 @@ class TableSampler(NegativeSampler):
             accept, alias = build_alias_table(probs)
             self.accept = accept.to(device=device, dtype=torch.float32)
             self.alias = alias.to(device)
+
+    @property
+    def fixed_distribution(self) -> bool:  # type: ignore[override]  # set by the options
+        """``True`` unless ``unique`` or ``redraw`` (see the class docstring)."""
+        return not (self.unique or self.redraw)
+
+    @property
+    def log_q_kind(self) -> LogQKind:  # type: ignore[override]  # set by the options
+        """``"inclusion"`` with ``unique``, else ``"per_draw"``."""
+        return "inclusion" if self.unique else "per_draw"
 
     def _load_from_state_dict(  # type: ignore[no-untyped-def]
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors
@@ -182,7 +210,7 @@ class TableSampler(NegativeSampler):
         for column in range(members.shape[1]):  # a hit at or before it: step over its mass
             u = u + mass[:, column] * (distinct[:, column] & (members[:, column] <= ids))
             ids = torch.searchsorted(cdf, u, right=True)
-        ids = ids.clamp_max(self.num_items - 1)
+        ids = ids.clamp_max(self.vocab_size - 1)
         ok = (probs[ids] > 0) & ~(ids.unsqueeze(-1) == members).any(-1)
         return torch.where(ok, ids, drawn)
 

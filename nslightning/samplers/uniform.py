@@ -19,6 +19,19 @@ class UniformSampler(TableSampler):
         never_drawn: ids never drawn (padding, ``<unk>``).
         unique: no id twice in a row (see :class:`~nslightning.samplers.table.TableSampler`).
         redraw: redraw accidental hits instead of masking them.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import UniformSampler
+        >>> sampler = UniformSampler(seed=0)
+        >>> sampler.setup(torch.ones(6))
+        >>> negatives = sampler.sample(torch.tensor([0, 1, 2]), 4)
+        >>> negatives.ids.tolist()
+        [[2, 3, 5, 0], [1, 3, 1, 1], [1, 3, 5, 2]]
+        >>> negatives.mask.tolist()  # False on accidental hits: a draw equal to the positive
+        [[True, True, True, False], [False, True, False, False], [True, True, True, False]]
+        >>> round(negatives.log_q[0, 0].exp().item(), 4)  # 1 / V
+        0.1667
     """
 
     closed_form = True
@@ -28,6 +41,6 @@ class UniformSampler(TableSampler):
 
     def _closed_form_draw(self, num: int, generator: torch.Generator) -> Tensor:
         return torch.randint(
-            self.num_items, (num,), device=generator.device, generator=generator,
+            self.vocab_size, (num,), device=generator.device, generator=generator,
             dtype=torch.int64,
         )

@@ -25,6 +25,21 @@ class UnigramSampler(TableSampler):
         never_drawn: ids never drawn (padding, ``<unk>``).
         unique: no id twice in a row (see :class:`~nslightning.samplers.table.TableSampler`).
         redraw: redraw accidental hits instead of masking them.
+
+    Examples:
+        >>> import torch
+        >>> from nslightning.samplers import UnigramSampler
+        >>> sampler = UnigramSampler(power=0.75, seed=0)
+        >>> sampler.setup(torch.tensor([10.0, 5.0, 1.0, 1.0]))
+        >>> [round(p, 3) for p in sampler.probabilities().tolist()]
+        [0.513, 0.305, 0.091, 0.091]
+        >>> negatives = sampler.sample(torch.tensor([0, 1]), 3)
+        >>> negatives.ids.shape
+        torch.Size([2, 3])
+        >>> negatives.ids.tolist(), negatives.mask.tolist()
+        ([[0, 1, 1], [0, 3, 1]], [[False, True, True], [True, True, False]])
+        >>> [[round(q, 3) for q in row] for row in negatives.log_q.exp().tolist()]
+        [[0.513, 0.305, 0.305], [0.513, 0.091, 0.305]]
     """
 
     def __init__(

@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 import copy
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from nslightning.callbacks.random_state import GlobalRandomState
+from nslightning.data.contract import NegativeSamplingData
 from nslightning.data.known_positives import KnownPositives
-from nslightning.distributed import keep_gradients_reducible, mean_over_ranks
-from nslightning.loggers.run_ids import save_run_id
-from nslightning.losses.contrastive import ContrastiveLoss, WeightedContrastiveLoss
-from nslightning.losses.softmax import DebiasedContrastiveLoss
+from nslightning.distributed import SparseTables, mean_over_ranks
+from nslightning.losses.base import NegativeSamplingLoss
+from nslightning.losses.contrastive import WeightedContrastiveLoss
 from nslightning.metrics.ranking import FilteredRanking
 from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
 from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
-from nslightning.tasks.finite_guard import FiniteGuard
-from nslightning.tasks.sampler_logging import log_sampler_diagnostics
-from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
+from nslightning.tasks.base import (
+    AccidentalHits,
+    NegativeSamplingTask,
+    OptimizerFactory,
+    check_accidental_hits,
+    hits_from_old_flag,
+)
 
-OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+
+class PairData(NegativeSamplingData, Protocol):
+    """What the contrastive task reads from its DataModule beyond
+    :class:`~nslightning.data.NegativeSamplingData` (``PairDataModule`` has it all)."""
+
+    @property
+    def num_anchors(self) -> int: ...
+
+    @property
+    def train_known(self) -> KnownPositives: ...
+
+    @property
+    def shared_vocabulary(self) -> bool: ...
 
 
 class PairStep(NamedTuple):
@@ -46,16 +58,16 @@ class PairStep(NamedTuple):
     exclude: Tensor | None
 
 
-class ContrastiveTask(pl.LightningModule):
+class ContrastiveTask(NegativeSamplingTask):
     """Learns anchor and item embeddings from positive pairs and sampled negatives.
 
     A training batch holds ``B`` positive pairs ``(anchor, item[, weight])``. The sampler draws
     ``K`` negatives per pair in place of the item (it gets the items as positives, the anchors,
     a :class:`~nslightning.models.PairScorer` for hard negatives, and up to ``max_exclude`` of
-    the anchor's known positives as ``exclude``). With ``filter_known`` a negative that is a
-    known (training) positive of its anchor is masked out of the loss, and hard-negative mining
-    scores known positives ``-inf``: the loss never pushes a true pair apart. The loss gets
-    ``(pos_scores (B,), neg_scores (B, K), mask, log_q, weights)``.
+    the anchor's known positives as ``exclude``). With ``accidental_hits="known"`` a negative
+    that is a known (training) positive of its anchor is masked out of the loss, and
+    hard-negative mining scores known positives ``-inf``: the loss never pushes a true pair
+    apart. The loss gets ``(pos_scores (B,), neg_scores (B, K), neg_mask, log_q, weights)``.
 
     Under DDP each rank takes its own equal share of the pairs and draws its own negatives
     (``seed + rank``); samplers with ``across_ranks`` draw from the global batch. The loss's
@@ -77,18 +89,28 @@ class ContrastiveTask(pl.LightningModule):
             (in-batch), else the task refuses it.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` over the items'
             training frequencies when ``None``.
-        loss: a :class:`~nslightning.losses.ContrastiveLoss`;
+        loss: a :class:`~nslightning.losses.NegativeSamplingLoss`;
             ``WeightedContrastiveLoss(lam=1.0)`` when ``None``.
         optimizer: a factory ``params -> Optimizer``; the task sets its learning rate.
         lr: learning rate.
-        filter_known: mask negatives that are known positives of their anchor.
+        accidental_hits: ``"known"`` masks negatives that are known positives of their anchor;
+            ``"positive"`` masks only the pair's own item.
         max_exclude: how many of an anchor's known positives the sampler gets as ``exclude``
             (samplers with ``redraw`` draw those again instead of wasting the slot); 0 for none.
         init_scale: vectors start uniform in ``[-init_scale, init_scale)``.
         sparse: sparse embedding gradients (use SGD, SparseAdam or Adagrad).
         ranking_ks: the ``k`` of ``val/hits@k``.
         diagnostics_every: log ``sampler/...`` diagnostics every this many steps; 0 for never.
+        filter_known: deprecated, use ``accidental_hits`` (``True`` is ``"known"``).
     """
+
+    data_module = "PairDataModule"
+    fingerprint_mismatch = (
+        "the checkpoint was trained on another relation (same sizes, other ids or order): "
+        "its rows would mean other anchors or items. Train on the relation the checkpoint "
+        "was made from, or start a new model."
+    )
+    sparse_optimizers = (torch.optim.SGD, torch.optim.Adagrad, torch.optim.SparseAdam)
 
     def __init__(
         self,
@@ -99,25 +121,35 @@ class ContrastiveTask(pl.LightningModule):
         score: Score = "dot",
         num_negatives: int = 10,
         sampler: NegativeSampler | None = None,
-        loss: ContrastiveLoss | None = None,
+        loss: NegativeSamplingLoss | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         lr: float = 0.01,
-        filter_known: bool = True,
+        accidental_hits: AccidentalHits = "known",
         max_exclude: int = 32,
         init_scale: float = 0.1,
         sparse: bool = False,
         ranking_ks: Sequence[int] = (1, 3, 10),
         diagnostics_every: int = 100,
+        filter_known: bool | None = None,
     ) -> None:
-        super().__init__()
-        if num_negatives < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}.")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}.")
         if max_exclude < 0:
             raise ValueError(f"max_exclude must be >= 0, got {max_exclude}.")
-        if diagnostics_every < 0:
-            raise ValueError(f"diagnostics_every must be >= 0 (0: off), got {diagnostics_every}.")
+        accidental_hits = hits_from_old_flag(  # type: ignore[assignment]
+            "ContrastiveTask", "filter_known", filter_known, accidental_hits, "known", "positive"
+        )
+        check_accidental_hits(accidental_hits, ("positive", "known"), "ContrastiveTask")
+        super().__init__(
+            sampler=sampler if sampler is not None else UnigramSampler(power=0.75),
+            loss=loss if loss is not None else WeightedContrastiveLoss(),
+            num_negatives=num_negatives,
+            optimizer=optimizer,
+            lr=lr,
+            diagnostics_every=diagnostics_every,
+            divergence_fix=(
+                f"Lower --model.lr (it is {lr}) or use a bounded score (--model.score cosine), "
+                "and resume from a checkpoint written before this step if you have one."
+            ),
+        )
         self.save_hyperparameters(ignore=["sampler", "loss", "optimizer"])
         self.embeddings = PairEmbeddings(
             num_anchors if num_anchors is not None else vocab_size,
@@ -128,61 +160,47 @@ class ContrastiveTask(pl.LightningModule):
             init_scale=init_scale,
             sparse=sparse,
         )
-        self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
-        self.sampler.check_num_negatives(
-            num_negatives, vocab_size, "number of items", "items",
+        self.check_negatives_below_vocabulary(
+            "number of items",
             ", lower --data.min_count to keep more items, or use every other positive of the "
             "batch (InBatchSampler with all_others: true)",
         )
-        self.loss = loss if loss is not None else WeightedContrastiveLoss()
-        self.optimizer_factory = optimizer
-        self.num_negatives = num_negatives
-        self.lr = lr
-        self.filter_known = filter_known
+        self.loss.check_score(score)
+        self.accidental_hits: AccidentalHits = accidental_hits
         self.max_exclude = max_exclude
-        self.diagnostics_every = diagnostics_every
         self.ranking = FilteredRanking(ranking_ks)
-        self.finite_guard = FiniteGuard(
-            f"Lower --model.lr (it is {lr}) or use a bounded score (--model.score cosine), and "
-            "resume from a checkpoint written before this step if you have one."
-        )
         self.known: KnownPositives | None = None
         self.mask_self = False
-        bounded = isinstance(self.loss, DebiasedContrastiveLoss) and self.loss.min_score == -1.0
-        if bounded and score != "cosine":
-            warnings.warn(
-                f"{type(self.loss).__name__} bounds the negative mass with min_score=-1, the "
-                f"lowest cosine score; with score={score!r} scores fall below -1 and the "
-                "bound takes over (no gradient from the negatives). Use --model.score cosine "
-                "or set the loss's min_score to your scores' lower bound.",
-                stacklevel=2,
-            )
+
+    # the task's sampler and loss always exist (defaults above)
+    sampler: NegativeSampler
+    loss: NegativeSamplingLoss
 
     @property
     def vocab_size(self) -> int:
-        return self.embeddings.num_items
+        return self.embeddings.vocab_size
+
+    def sparse_tables(self) -> list[SparseTables]:
+        return [self.embeddings]
 
     # --------------------------------------------------------------- set-up
-    def setup(self, stage: str) -> None:
-        self.sampler.set_rank(self.global_rank)
+    def size_mismatch(self, data: NegativeSamplingData) -> str | None:
+        pairs = pair_data(data)
+        sizes = (pairs.num_anchors, pairs.vocab_size)
+        if sizes == (self.embeddings.num_anchors, self.embeddings.vocab_size):
+            return None
+        return (
+            f"size mismatch: the model has {self.embeddings.num_anchors} anchors and "
+            f"{self.embeddings.vocab_size} items but the data has {sizes[0]} and {sizes[1]}; "
+            "use the relation (and min_count) the checkpoint was trained on, or start a new "
+            "model."
+        )
+
+    def setup_data(self, stage: str, data: NegativeSamplingData) -> None:
+        pairs = pair_data(data)
         if self.trainer.world_size > 1:
             self.loss.reduce_total = mean_over_ranks
-        keep_gradients_reducible(self.embeddings, "ContrastiveTask")
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "train_known"):
-            raise RuntimeError(
-                "ContrastiveTask needs a DataModule with item counts and known positives "
-                "(PairDataModule)."
-            )
-        sizes = (datamodule.num_anchors, datamodule.vocab_size)
-        if sizes != (self.embeddings.num_anchors, self.embeddings.num_items):
-            raise ValueError(
-                f"size mismatch: the model has {self.embeddings.num_anchors} anchors and "
-                f"{self.embeddings.num_items} items but the data has {sizes[0]} and {sizes[1]}; "
-                "use the relation (and min_count) the checkpoint was trained on, or start a new "
-                "model."
-            )
-        one_id_space = bool(getattr(datamodule, "shared_vocabulary", False))
+        one_id_space = bool(pairs.shared_vocabulary)
         if self.embeddings.shared and not one_id_space:
             raise ValueError(
                 "shared_embeddings needs one id space (row i is then both anchor i and item i): "
@@ -191,28 +209,7 @@ class ContrastiveTask(pl.LightningModule):
         self.mask_self = one_id_space
         # Its own copy: moving the task to the accelerator must not move the DataModule's set,
         # which evaluation chunks are read from on the host.
-        self.known = copy.deepcopy(datamodule.train_known)
-        counts = datamodule.counts
-        if stage == "fit" or self.sampler.num_items != len(counts):
-            self.sampler.setup(counts)
-
-    def configure_callbacks(self) -> list[pl.Callback]:
-        """Checkpoints carry the global random state, so that a resumed run is exact."""
-        return [GlobalRandomState()]
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
-        save_fingerprints(self.trainer, checkpoint)
-        save_run_id(self.trainer, checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_fingerprints(
-            self._trainer,
-            checkpoint,
-            "the checkpoint was trained on another relation (same sizes, other ids or order): "
-            "its rows would mean other anchors or items. Train on the relation the checkpoint "
-            "was made from, or start a new model.",
-        )
+        self.known = copy.deepcopy(pairs.train_known)
 
     # --------------------------------------------------------------- training
     def batch_loss(self, batch: dict[str, Tensor]) -> PairStep:
@@ -220,7 +217,7 @@ class ContrastiveTask(pl.LightningModule):
         with what the diagnostics need."""
         anchors, items = batch["anchors"], batch["items"]
         weights = batch.get("weights")
-        known = self.known if self.filter_known else None
+        known = self.known if self.accidental_hits == "known" else None
         exclude = None
         if known is not None and self.max_exclude > 0:
             exclude = known.padded(anchors, min(self.max_exclude, max(known.max_degree, 1)))
@@ -236,7 +233,11 @@ class ContrastiveTask(pl.LightningModule):
         candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
         scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
         self.loss.set_step(self.global_step)
-        loss = self.loss(scores[:, 0], scores[:, 1:], mask, negatives.log_q, weights)
+        log_q, pos_log_q = self.loss_log_q(negatives, items)
+        loss = self.loss(
+            scores[:, 0], scores[:, 1:], neg_mask=mask, log_q=log_q, weights=weights,
+            pos_log_q=pos_log_q,
+        )
         return PairStep(loss, replace(negatives, mask=mask), scores, exclude)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -246,31 +247,12 @@ class ContrastiveTask(pl.LightningModule):
         for name, value in self.loss.logged_values().items():
             self.log(f"train/{name}", value)
         self.log("train/masked_share", 1.0 - step.negatives.mask.float().mean())
-        every = self.diagnostics_every
-        if every > 0 and self.global_step % every == 0:
-            with torch.no_grad():
-                log_sampler_diagnostics(
-                    self, step.negatives, self.vocab_size, step.scores[:, 0].detach(),
-                    step.scores[:, 1:].detach(), positives=batch["items"], exclude=step.exclude,
-                )
-        return step.loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.finite_guard.after_batch(self, batch_idx)
-
-    def on_train_end(self) -> None:
-        self.finite_guard.check_state(self)  # before an export of diverged vectors
-
-    def configure_optimizers(self) -> Optimizer:
-        optimizer = self.optimizer_factory(self.parameters())
-        if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
-            raise ValueError(
-                "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "
-                "false, or DDP over NCCL): use Adam, Adagrad or SGD."
+        if self.diagnose_now():
+            self.log_negatives(
+                step.negatives, step.scores[:, 0].detach(), step.scores[:, 1:].detach(),
+                positives=batch["items"], exclude=step.exclude,
             )
-        for group in optimizer.param_groups:
-            group["lr"] = self.lr
-        return optimizer
+        return step.loss * self.backward_scale()
 
     # --------------------------------------------------------------- evaluation
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -299,3 +281,17 @@ class ContrastiveTask(pl.LightningModule):
             "anchors": self.embeddings.anchor_vectors().float().cpu(),
             "items": self.embeddings.item_vectors().float().cpu(),
         }
+
+
+def pair_data(data: NegativeSamplingData) -> PairData:
+    """``data`` as :class:`PairData`, or a ``RuntimeError`` naming what it lacks."""
+    missing = [
+        name for name in ("num_anchors", "train_known", "shared_vocabulary")
+        if not hasattr(type(data), name) and name not in vars(data)
+    ]
+    if missing:
+        raise RuntimeError(
+            "ContrastiveTask needs a DataModule with anchors and known positives "
+            f"(PairDataModule); {type(data).__name__} lacks {', '.join(missing)}."
+        )
+    return data  # type: ignore[return-value]

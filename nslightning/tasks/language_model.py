@@ -2,39 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 from torchmetrics.aggregation import MeanMetric
 
-from nslightning.callbacks.random_state import GlobalRandomState
+from nslightning.data.contract import NegativeSamplingData
 from nslightning.data.token_streams import TokenWindow
 from nslightning.data.training_position import training_position
-from nslightning.loggers.run_ids import save_run_id
+from nslightning.deprecation import warn_renamed
+from nslightning.losses.base import NegativeSamplingLoss
 from nslightning.models.language_model import Hidden, LSTMLanguageModel, detach_hidden
-from nslightning.models.sampled_output import Objective, SampledOutput
+from nslightning.models.sampled_output import OutputHits, OutputName, SampledOutput, output_loss
 from nslightning.samplers.base import NegativeSampler
-from nslightning.tasks.finite_guard import FiniteGuard
-from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
+from nslightning.samplers.log_uniform import LogUniformSampler
+from nslightning.tasks.base import NegativeSamplingTask, OptimizerFactory, hits_from_old_flag
 
-OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 BiasInit = Literal["zeros", "log_unigram"]
 Stage = Literal["train", "val", "test"]
 TRAIN_HIDDEN_KEY = "nslightning_train_hidden"  # the LSTM state between training windows
+OLD_SAMPLER_PREFIX = "output.sampler."  # where checkpoints before 0.2 kept the sampler
 
 
-class LanguageModelTask(pl.LightningModule):
+class LanguageModelTask(NegativeSamplingTask):
     """Trains an :class:`~nslightning.models.LSTMLanguageModel` with any output objective and
     measures it with the exact full softmax.
 
     A batch is a :class:`~nslightning.data.token_streams.TokenWindow` of ``B`` streams by ``T``
     tokens. The LSTM state is carried from one window to the next and detached (truncated
     back-propagation through time), and reset to zeros at the start of every training,
-    validation and test epoch. The training loss is the chosen objective (see
+    validation and test epoch. The training loss is the full softmax or a sampled loss (see
     :class:`~nslightning.models.SampledOutput`); validation and test always compute the exact
     negative log-likelihood under the full softmax over all ``V`` tokens, averaged over tokens
     (a torchmetrics ``MeanMetric``, summed across processes), and log ``val/loss`` and
@@ -42,60 +40,101 @@ class LanguageModelTask(pl.LightningModule):
 
     Args:
         vocab_size: ``V`` (linked from the DataModule by the CLI).
-        embedding_dim: input vector size.
+        dim: ``D``, the input (and tied output) vector size.
         hidden_size: LSTM state size.
         num_layers: LSTM layers.
         dropout: dropout probability.
         tie_weights: output vectors are the input embeddings.
-        output: ``"full"``, ``"sampled_softmax"``, ``"negative_sampling"`` or ``"nce"``.
+        output: a shorthand for the loss: ``"full"`` (the full softmax, no sampling),
+            ``"sampled_softmax"``, ``"negative_sampling"`` or ``"nce"`` (see
+            :func:`~nslightning.models.sampled_output.output_loss`); ``None`` with ``loss``.
+        loss: a :class:`~nslightning.losses.NegativeSamplingLoss` (instead of ``output``);
+            ``SampledSoftmaxLoss()`` when neither is given.
         num_negatives: ``K`` sampled candidates.
         sampler: where candidates come from; ``LogUniformSampler()`` when ``None``.
         shared_negatives: one set of candidates per batch, else per token.
-        remove_accidental_hits: ``None`` for the objective's usual choice.
+        accidental_hits: ``"positive"`` drops candidates equal to the target, ``"keep"`` keeps
+            them; ``None`` for the loss's usual choice (NCE keeps them).
         optimizer: a factory ``params -> Optimizer``; the task sets its learning rate.
         lr: learning rate.
         bias_init: ``"log_unigram"`` starts the output biases at the smoothed log training
             frequencies (the model starts as the unigram model, which helps every objective and
             NCE's self-normalisation most); ``"zeros"`` starts them at 0.
+        embedding_dim: deprecated, use ``dim``.
+        remove_accidental_hits: deprecated, use ``accidental_hits`` (``True`` is
+            ``"positive"``, ``False`` is ``"keep"``).
     """
+
+    items = "tokens"
+    data_module = "LanguageModelDataModule"
+    fingerprint_mismatch = (
+        "the checkpoint was trained with another vocabulary (same size, other tokens or "
+        "order): its ids would mean other tokens. Use the vocabulary it was trained with "
+        "(--data.vocabulary_path PATH)."
+    )
 
     def __init__(
         self,
         vocab_size: int,
-        embedding_dim: int = 256,
+        dim: int = 256,
         hidden_size: int = 256,
         num_layers: int = 2,
         dropout: float = 0.2,
         tie_weights: bool = True,
-        output: Objective = "sampled_softmax",
+        output: OutputName | None = None,
+        loss: NegativeSamplingLoss | None = None,
         num_negatives: int = 1024,
         sampler: NegativeSampler | None = None,
         shared_negatives: bool = True,
-        remove_accidental_hits: bool | None = None,
+        accidental_hits: OutputHits | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         lr: float = 2e-3,
         bias_init: BiasInit = "log_unigram",
+        embedding_dim: int | None = None,
+        remove_accidental_hits: bool | None = None,
     ) -> None:
-        super().__init__()
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}.")
         if bias_init not in ("zeros", "log_unigram"):
             raise ValueError(f"bias_init must be 'zeros' or 'log_unigram', got {bias_init!r}.")
-        self.save_hyperparameters(ignore=["sampler", "optimizer"])
+        if embedding_dim is not None:
+            warn_renamed("LanguageModelTask", "embedding_dim", "dim")
+            dim = embedding_dim
+        if remove_accidental_hits is not None:
+            accidental_hits = hits_from_old_flag(  # type: ignore[assignment]
+                "LanguageModelTask", "remove_accidental_hits", remove_accidental_hits,
+                "positive", "positive", "keep",
+            )
+        if output is not None and loss is not None:
+            raise ValueError(
+                f"give output (a shorthand) or loss (a loss object), not both: output={output!r} "
+                f"and loss={type(loss).__name__}."
+            )
+        if output is not None:
+            loss = output_loss(output)
+        elif loss is None:
+            loss = output_loss("sampled_softmax")
+        if loss is not None and sampler is None:
+            sampler = LogUniformSampler()
+        super().__init__(
+            sampler=sampler if loss is not None else None,
+            loss=None,  # the output layer holds it (self.output.loss)
+            num_negatives=num_negatives,
+            optimizer=optimizer,
+            lr=lr,
+            divergence_fix=(
+                f"Lower --model.lr (it is {lr}) or clip the gradients "
+                "(--trainer.gradient_clip_val 0.25), and resume from a checkpoint written "
+                "before this step if you have one."
+            ),
+        )
+        self.save_hyperparameters(ignore=["sampler", "optimizer", "loss"])
         self.model = LSTMLanguageModel(
-            vocab_size, embedding_dim, hidden_size, num_layers, dropout, tie_weights
+            vocab_size, dim, hidden_size, num_layers, dropout, tie_weights
         )
-        self.output = SampledOutput(
-            output, num_negatives, sampler, shared_negatives, remove_accidental_hits
-        )
+        self.output = SampledOutput(loss, num_negatives, shared_negatives, accidental_hits)
         self.output.check_vocabulary(vocab_size)
-        self.optimizer_factory = optimizer
-        self.lr = lr
+        if self.sampler is not None and self.output.loss is not None:
+            self.output.check_sampler(self.sampler)
         self.bias_init: BiasInit = bias_init
-        self.finite_guard = FiniteGuard(
-            f"Lower --model.lr (it is {lr}) or clip the gradients (--trainer.gradient_clip_val "
-            "0.25), and resume from a checkpoint written before this step if you have one."
-        )
         self.nll = MeanMetric()
         self._hidden: dict[Stage, Hidden | None] = {"train": None, "val": None, "test": None}
         self._bias_ready = False
@@ -105,40 +144,16 @@ class LanguageModelTask(pl.LightningModule):
         return self.model.vocab_size
 
     # --------------------------------------------------------------- set-up
-    def setup(self, stage: str) -> None:
-        self.output.sampler.set_rank(self.global_rank)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        counts = getattr(datamodule, "counts", None)
-        if counts is None:
-            raise RuntimeError(
-                "LanguageModelTask needs a DataModule with token counts "
-                "(LanguageModelDataModule)."
-            )
-        if len(counts) != self.vocab_size:
-            raise ValueError(
-                f"vocabulary size mismatch: the model has {self.vocab_size} tokens but the data "
-                f"has {len(counts)}; use the corpus, min_count and vocabulary the model was "
-                "built with (--data.vocabulary PATH), or start a new model."
-            )
-        if self.hparams["output"] != "full" and (
-            stage == "fit" or self.output.sampler.num_items != len(counts)
-        ):
-            self.output.sampler.setup(counts)
+    def setup_data(self, stage: str, data: NegativeSamplingData) -> None:
         if stage == "fit" and not self._bias_ready and self.bias_init == "log_unigram":
-            smoothed = counts.double() + 1.0
+            smoothed = data.counts.double() + 1.0
             with torch.no_grad():
                 bias = (smoothed / smoothed.sum()).log()
                 self.model.output_bias.copy_(bias.to(self.model.output_bias))
         self._bias_ready = True
 
-    def configure_callbacks(self) -> list[pl.Callback]:
-        """Checkpoints carry the global random state, so that a resumed run is exact."""
-        return [GlobalRandomState()]
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
-        save_fingerprints(self.trainer, checkpoint)
-        save_run_id(self.trainer, checkpoint)
+        super().on_save_checkpoint(checkpoint)
         # carried on by a run resumed part-way through an epoch (a new epoch starts afresh)
         hidden = self._hidden["train"]
         mid_epoch = training_position(self._trainer)["steps_done"] > 0
@@ -147,6 +162,9 @@ class LanguageModelTask(pl.LightningModule):
         )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        for key in [key for key in state if key.startswith(OLD_SAMPLER_PREFIX)]:
+            state["sampler." + key[len(OLD_SAMPLER_PREFIX):]] = state.pop(key)
         saved_hidden = checkpoint.get(TRAIN_HIDDEN_KEY)
         self._hidden["train"] = None if saved_hidden is None else (saved_hidden[0], saved_hidden[1])
         saved = checkpoint.get("state_dict", {}).get("model.output_bias")
@@ -154,15 +172,9 @@ class LanguageModelTask(pl.LightningModule):
             raise ValueError(
                 f"vocabulary size mismatch: the checkpoint has {saved.shape[0]} tokens but this "
                 f"model and its data have {self.vocab_size}; use the corpus, min_count and "
-                "vocabulary the checkpoint was trained with (--data.vocabulary PATH)."
+                "vocabulary the checkpoint was trained with (--data.vocabulary_path PATH)."
             )
-        check_fingerprints(
-            self._trainer,
-            checkpoint,
-            "the checkpoint was trained with another vocabulary (same size, other tokens or "
-            "order): its ids would mean other tokens. Use the vocabulary it was trained with "
-            "(--data.vocabulary PATH).",
-        )
+        super().on_load_checkpoint(checkpoint)
         self._bias_ready = True
 
     # --------------------------------------------------------------- TBPTT
@@ -196,22 +208,10 @@ class LanguageModelTask(pl.LightningModule):
     # --------------------------------------------------------------- training
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         features, targets = self._features(batch, "train")
-        loss = self.output(self.model, features, targets)
+        loss = self.output(self.model, features, targets, self.sampler)
         self.finite_guard.check(self, "train/loss", loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
-        return loss
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.finite_guard.after_batch(self, batch_idx)
-
-    def on_train_end(self) -> None:
-        self.finite_guard.check_state(self)  # before an export of diverged vectors
-
-    def configure_optimizers(self) -> Optimizer:
-        optimizer = self.optimizer_factory(self.parameters())
-        for group in optimizer.param_groups:
-            group["lr"] = self.lr
-        return optimizer
+        return loss * self.backward_scale(self.output.loss)
 
     # --------------------------------------------------------------- evaluation
     def _evaluate(self, batch: TokenWindow, stage: Stage) -> None:

@@ -26,7 +26,7 @@ def score_histogram(scores: Tensor) -> Any:
 def log_sampler_diagnostics(
     module: pl.LightningModule,
     negatives: Negatives,
-    num_items: int,
+    vocab_size: int,
     pos_scores: Tensor | None = None,
     neg_scores: Tensor | None = None,
     *,
@@ -49,7 +49,7 @@ def log_sampler_diagnostics(
         The logged scalars.
     """
     stats = negative_statistics(
-        negatives, num_items, pos_scores, neg_scores, positives=positives, exclude=exclude
+        negatives, vocab_size, pos_scores, neg_scores, positives=positives, exclude=exclude
     )
     values = torch.stack(list(stats.values())).tolist() if stats else []  # one read-back
     metrics = {f"sampler/{name}": value for name, value in zip(stats, values, strict=True)}
@@ -63,7 +63,7 @@ def log_sampler_diagnostics(
         if isinstance(logger, WandbLogger):
             import wandb
 
-            counts, edges = rank_histogram(negatives, num_items)
+            counts, edges = rank_histogram(negatives, vocab_size)
             panels = {
                 "sampler/rank_hist": wandb.Histogram(np_histogram=(counts.numpy(), edges.numpy()))
             }

@@ -2,43 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.optim import Optimizer
 
-from nslightning.callbacks.random_state import GlobalRandomState
 from nslightning.data.windows import SkipGramBatch
-from nslightning.distributed import keep_gradients_reducible, max_over_ranks
+from nslightning.deprecation import warn_renamed
+from nslightning.distributed import SparseTables, max_over_ranks
 from nslightning.kernels.fused_sgns import fused_sgns_update
-from nslightning.loggers.run_ids import save_run_id
-from nslightning.losses.functional import sgns_loss
+from nslightning.losses.base import NegativeSamplingLoss
+from nslightning.losses.sgns import SGNSLoss
 from nslightning.models.skipgram import SkipGramEmbeddings, WindowScorer
 from nslightning.optim.sparse_sgd import SparseSGD
 from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
-from nslightning.tasks.finite_guard import FiniteGuard
-from nslightning.tasks.sampler_logging import log_sampler_diagnostics
+from nslightning.tasks.base import (
+    AccidentalHits,
+    NegativeSamplingTask,
+    OptimizerFactory,
+    check_accidental_hits,
+    hits_from_old_flag,
+)
 from nslightning.tasks.skipgram_engine import (
     Engine,
     RankUpdates,
     fused_obstacle,
     resolve_engine,
 )
-from nslightning.tasks.vocabulary_fingerprints import check_fingerprints, save_fingerprints
 
-OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
-# torch optimizers whose sparse update leaves rows with a zero gradient untouched (SparseAdam's
-# momentum would move the masked slots of every update).
-SPARSE_TORCH_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adagrad)
 ENGINE_KEY = "skipgram_engine"  # the engine that trained a checkpoint
 
 
-class SkipGramTask(pl.LightningModule):
+class SkipGramTask(NegativeSamplingTask):
     """Trains word vectors with skip-gram and negative sampling.
 
     A training batch is a :class:`~nslightning.data.windows.SkipGramBatch`: one chunk of the
@@ -46,7 +45,9 @@ class SkipGramTask(pl.LightningModule):
     context word's input vector predicts the center word's output vector, and ``K`` negatives
     replace the center. The ``K`` negatives are drawn once per center, for the whole chunk
     before it is trained, and shared by the pairs of its window (Ji et al. 2016); a negative
-    equal to the center (an accidental hit) is skipped. The learning rate decays linearly from
+    equal to the center (an accidental hit) is skipped. The loss is summed over the pairs
+    (word2vec's learning rate is per pair): a loss with ``reduction="mean"`` is multiplied by
+    the number of pairs. The learning rate decays linearly from
     ``lr`` to ``min_lr`` over the run (word2vec's ``alpha``), ending at ``max_epochs`` or
     ``max_steps``, whichever comes first.
 
@@ -56,7 +57,9 @@ class SkipGramTask(pl.LightningModule):
       (:func:`~nslightning.kernels.fused_sgns_update`). Each pair's update is applied before the
       next pair is read, the learning rate decays inside the chunk, and ``threads`` numba
       threads (Triton programs on a GPU) take contiguous parts of the chunk Hogwild. One
-      Lightning step is one chunk. ``lam`` scales the negatives' gradient. The optimizer is
+      Lightning step is one chunk. It trains the losses that declare the fused form
+      ``"sgns"`` (:class:`~nslightning.losses.SGNSLoss`, whose ``lam`` scales the negatives'
+      gradient); another loss needs ``autograd``. The optimizer is
       only a step counter here (the kernel is the update), so it must be SparseSGD or plain
       SGD; with ``auto``, another optimizer, float64 tables or 16-bit AMP select ``autograd``
       (``fused`` refuses them). Under DDP each rank trains its own chunks and the ranks
@@ -64,9 +67,10 @@ class SkipGramTask(pl.LightningModule):
       and when training ends (:class:`~nslightning.tasks.skipgram_engine.RankUpdates`).
     - ``autograd`` (``auto`` on CUDA until the Triton kernel's GPU figures are taken): each
       chunk is applied in batched updates of ``update_size`` centers through autograd and the
-      optimizer (any optimizer, sampler diagnostics at any update). Summing the gradients of
-      tens of thousands of pairs into one update over-steps frequent words, hence the small
-      updates and SparseSGD's repeat cap. Lightning counts one ``global_step`` per update. Under
+      optimizer (any loss, any optimizer, sampler diagnostics at any update). Summing the
+      gradients of tens of thousands of pairs into one update over-steps frequent words, hence
+      the small updates and SparseSGD's repeat cap. Lightning counts one ``global_step`` per
+      update. Under
       DDP an update holds ``update_size`` centers per rank and its loss is scaled by the world
       size, so that DDP's gradient average is the sum over every rank's pairs; ranks agree on
       the number of updates of each batch (one small all-reduce per batch). Gradients stay
@@ -78,6 +82,10 @@ class SkipGramTask(pl.LightningModule):
         num_negatives: negatives per pair ``K``; below ``V`` unless the sampler draws from the
             batch (in-batch), else the task refuses it.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` when ``None``.
+        loss: a :class:`~nslightning.losses.NegativeSamplingLoss`; ``SGNSLoss(lam=1,
+            reduction="sum")`` (word2vec) when ``None``. It gets ``(pos_scores (n, 2W),
+            neg_scores (n, 2W, K), neg_mask (n, 1, K), log_q (n, 1, K), weights (n, 2W))``,
+            the weights marking the window's real pairs.
         optimizer: a factory ``params -> Optimizer``; its learning rate is set by this task.
             The default :class:`~nslightning.optim.SparseSGD` is word2vec's update; with
             ``sparse=True`` SGD (no momentum, no weight decay) and Adagrad (no weight decay)
@@ -85,9 +93,9 @@ class SkipGramTask(pl.LightningModule):
         lr: initial learning rate (word2vec's ``alpha``).
         min_lr: learning rate at the end of the run (set it to ``lr`` for a constant rate).
         update_size: center words per optimizer update.
-        exclude_window: a negative equal to any word of the center's window (not only the
-            center) counts as an accidental hit: masked, or redrawn by samplers with
-            ``redraw=True``. word2vec.c, Keras and TensorFlow only skip the center itself.
+        accidental_hits: ``"positive"`` masks a negative equal to the center (word2vec.c,
+            Keras and TensorFlow); ``"known"`` masks any word of the center's window too.
+            Samplers with ``redraw=True`` draw those again instead.
         diagnostics_every: log ``sampler/...`` diagnostics (hit rate, unique fraction, positive
             and negative scores, frequency ranks) every this many updates; 0 turns them off.
             Their rows are at Lightning's step (batches, as every other row); the update
@@ -95,12 +103,25 @@ class SkipGramTask(pl.LightningModule):
         sparse: sparse embedding gradients (SGD, SparseSGD, SparseAdam and Adagrad take them);
             set ``False`` for optimizers such as Adam (autograd engine).
         engine: ``auto``, ``fused`` or ``autograd`` (see above).
-        lam: weight ``λ >= 0`` of the negatives' term (the weighted contrastive loss's λ);
-            ``1`` is SGNS.
         threads: CPU threads of the fused engine; ``None`` follows ``torch.get_num_threads()``.
             With one thread a run is bit-identical when repeated.
         sync_every: fused engine under DDP: chunks between exchanges of the ranks' changes.
+        lam: deprecated, use ``loss: SGNSLoss`` with ``lam``.
+        exclude_window: deprecated, use ``accidental_hits`` (``True`` is ``"known"``).
     """
+
+    items = "words"
+    data_module = "SkipGramDataModule"
+    needs_data = False  # trains from plain dataloaders too, its sampler set up by hand
+    dense_note = (
+        " (same updates with SparseSGD or SGD; SparseSGD's max_repeats cap needs sparse "
+        "gradients and is not applied)"
+    )
+    fingerprint_mismatch = (
+        "the checkpoint was trained with another vocabulary (same size, other words or "
+        "order): its ids would mean other words. Train with the vocabulary saved beside "
+        "the checkpoint (--data.vocabulary_path PATH)."
+    )
 
     def __init__(
         self,
@@ -108,95 +129,86 @@ class SkipGramTask(pl.LightningModule):
         dim: int = 100,
         num_negatives: int = 5,
         sampler: NegativeSampler | None = None,
+        loss: NegativeSamplingLoss | None = None,
         optimizer: OptimizerFactory = SparseSGD,
         lr: float = 0.025,
         min_lr: float = 1e-4,
         update_size: int = 512,
-        exclude_window: bool = False,
+        accidental_hits: AccidentalHits = "positive",
         diagnostics_every: int = 100,
         sparse: bool = True,
         engine: Engine = "auto",
-        lam: float = 1.0,
         threads: int | None = None,
         sync_every: int = 1,
+        lam: float | None = None,
+        exclude_window: bool | None = None,
     ) -> None:
-        super().__init__()
-        if num_negatives < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; word2vec uses 5.")
         if not lr > 0 or not 0 <= min_lr <= lr:
             raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}.")
         if update_size < 1:
             raise ValueError(f"update_size must be >= 1, got {update_size}.")
-        if diagnostics_every < 0:
-            raise ValueError(f"diagnostics_every must be >= 0 (0: off), got {diagnostics_every}.")
-        if not lam >= 0:
-            raise ValueError(f"lam (λ) must be >= 0, got {lam}; 1 is SGNS.")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None (torch's thread count), got {threads}.")
         resolve_engine(engine, torch.device("cpu"))  # rejects unknown names now
-        self.save_hyperparameters(ignore=["sampler", "optimizer"])
+        if lam is not None:  # the λ of the SGNS loss, which is now a loss object
+            warn_renamed("SkipGramTask", "lam", "--model.loss.lam (SGNSLoss's lam)")
+            if loss is not None and not isinstance(loss, SGNSLoss):
+                raise ValueError(
+                    f"lam is SGNSLoss's λ, and the loss is {type(loss).__name__}: set the "
+                    "loss's own options instead."
+                )
+            loss = SGNSLoss(lam=lam, reduction="sum" if loss is None else loss.reduction)
+        accidental_hits = hits_from_old_flag(  # type: ignore[assignment]
+            "SkipGramTask", "exclude_window", exclude_window, accidental_hits, "known", "positive"
+        )
+        check_accidental_hits(accidental_hits, ("positive", "known"), "SkipGramTask")
+        super().__init__(
+            sampler=sampler if sampler is not None else UnigramSampler(power=0.75),
+            loss=loss if loss is not None else SGNSLoss(reduction="sum"),
+            num_negatives=num_negatives,
+            optimizer=optimizer,
+            lr=lr,
+            diagnostics_every=diagnostics_every,
+            divergence_fix=(
+                f"Lower --model.lr (it is {lr}), and resume from a checkpoint written before "
+                "this step if you have one."
+            ),
+        )
+        self.save_hyperparameters(ignore=["sampler", "optimizer", "loss"])
         self.automatic_optimization = False
         self.embeddings = SkipGramEmbeddings(vocab_size, dim, sparse=sparse)
-        self.sampler = sampler if sampler is not None else UnigramSampler(power=0.75)
-        self.sampler.check_num_negatives(
-            num_negatives, vocab_size, "vocabulary size", "words",
+        self.check_negatives_below_vocabulary(
+            "vocabulary size",
             " (word2vec uses 5 to 20), or lower --data.min_count to keep more words",
         )
-        self.optimizer_factory = optimizer
-        self.num_negatives = num_negatives
-        self.lr = lr
         self.min_lr = min_lr
         self.update_size = update_size
-        self.exclude_window = exclude_window
-        self.diagnostics_every = diagnostics_every
+        self.accidental_hits: AccidentalHits = accidental_hits
         self.engine = engine
-        self.lam = lam
         self.threads = threads
         self.rank_updates = RankUpdates(sync_every)
-        self.finite_guard = FiniteGuard(
-            f"Lower --model.lr (it is {lr}), and resume from a checkpoint written before this "
-            "step if you have one."
-        )
         self._engine_in_use: str | None = None
         self._kernel_threads: int | None = None
         self._checkpoint_engine: str | None = None  # the engine of a checkpoint being resumed
+
+    # the task's sampler and loss always exist (defaults above)
+    sampler: NegativeSampler
+    loss: NegativeSamplingLoss
 
     @property
     def vocab_size(self) -> int:
         return self.embeddings.vocab_size
 
-    def setup(self, stage: str) -> None:
-        keep_gradients_reducible(
-            self.embeddings,
-            "SkipGramTask",
-            " (same updates with SparseSGD or SGD; SparseSGD's max_repeats cap needs sparse "
-            "gradients and is not applied)",
-        )
-        self.sampler.set_rank(self.global_rank)
-        counts = getattr(getattr(self.trainer, "datamodule", None), "counts", None)
-        if counts is None:
-            if self.sampler.num_items == 0:
-                raise RuntimeError(
-                    "SkipGramTask needs word counts for its sampler: train with a DataModule "
-                    "that has `counts` (SkipGramDataModule) or call task.sampler.setup(counts)."
-                )
-            return
-        if len(counts) != self.vocab_size:
-            raise ValueError(
-                f"vocabulary size mismatch: the model has {self.vocab_size} words but the data "
-                f"has {len(counts)}; train with the vocabulary saved beside the checkpoint "
-                "(--data.vocabulary PATH) or start a new model."
-            )
-        if stage == "fit" or self.sampler.num_items != len(counts):
-            self.sampler.setup(counts)  # validate/test after fit keep the sampler's state
+    def sparse_tables(self) -> list[SparseTables]:
+        return [self.embeddings]
 
     def draw_negatives(self, centers: Tensor, contexts: Tensor, mask: Tensor) -> Negatives:
         """``K`` negatives per center, from the task's sampler.
 
         The sampler gets the centers as positives and as anchors, a
         :class:`~nslightning.models.skipgram.WindowScorer` (hard negatives are scored against
-        the row's window, as the loss scores them) and, with ``exclude_window``, the window's
-        words as known positives.
+        the row's window, as the loss scores them) and, with ``accidental_hits="known"``, the
+        window's words as known positives.
 
         Args:
             centers: ``(n,)`` center ids.
@@ -213,13 +225,15 @@ class SkipGramTask(pl.LightningModule):
         )
 
     def window_exclusions(self, contexts: Tensor, mask: Tensor) -> Tensor | None:
-        """``(n, 2W)`` the window's words (``-1`` pads) with ``exclude_window``, else ``None``."""
-        return contexts.masked_fill(~mask, -1) if self.exclude_window else None
+        """``(n, 2W)`` the window's words (``-1`` pads) with ``accidental_hits="known"``, else
+        ``None``."""
+        return contexts.masked_fill(~mask, -1) if self.accidental_hits == "known" else None
 
     def update_loss(
         self, centers: Tensor, contexts: Tensor, mask: Tensor, diagnose: bool = False
     ) -> tuple[Tensor, Tensor]:
-        """The summed SGNS loss of some centers' windows, and their number of pairs (autograd).
+        """The loss of some centers' windows summed over their pairs, and their number of pairs
+        (autograd).
 
         Args:
             centers: ``(n,)`` center ids.
@@ -234,10 +248,13 @@ class SkipGramTask(pl.LightningModule):
         targets = torch.cat([centers.unsqueeze(1), negatives.ids], dim=1)  # (n, 1+K)
         scores = self.embeddings(contexts, targets)  # (n, 2W, 1+K)
         weight = mask.to(scores.dtype)
-        loss_sum = sgns_loss(
-            scores[..., 0], scores[..., 1:], negatives.mask.unsqueeze(1), weight=weight,
-            reduction="sum", lam=self.lam,
+        log_q, pos_log_q = self.loss_log_q(negatives, centers)
+        value = self.loss(
+            scores[..., 0], scores[..., 1:], neg_mask=negatives.mask.unsqueeze(1),
+            log_q=None if log_q is None else log_q.unsqueeze(1), weights=weight,
+            pos_log_q=None if pos_log_q is None else pos_log_q.unsqueeze(1),
         )
+        loss_sum = value if self.loss.reduction == "sum" else value * weight.sum()
         if diagnose:
             self.log_diagnostics(centers, contexts, mask, negatives, scores.detach())
         return loss_sum, weight.sum()
@@ -261,11 +278,11 @@ class SkipGramTask(pl.LightningModule):
             weight = mask.to(scores.dtype)
             pairs = weight.sum(1, keepdim=True).clamp_min(1.0)
             neg_scores = (scores[..., 1:] * weight.unsqueeze(-1)).sum(1) / pairs  # (n, K)
-            log_sampler_diagnostics(
-                self, negatives, self.vocab_size, scores[..., 0][mask], neg_scores,
-                positives=centers, exclude=self.window_exclusions(contexts, mask),
-                update=self.global_step,  # several updates per step under autograd
-            )
+        self.log_negatives(
+            negatives, scores[..., 0][mask], neg_scores,
+            positives=centers, exclude=self.window_exclusions(contexts, mask),
+            update=self.global_step,  # several updates per step under autograd
+        )
 
     def updates(self, batch: SkipGramBatch) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Splits a batch into updates of ``update_size`` centers.
@@ -294,26 +311,14 @@ class SkipGramTask(pl.LightningModule):
             columns = slice(window - width, window + width)
             yield centers[rows], contexts[rows, columns], mask[rows, columns]
 
-    def configure_callbacks(self) -> list[pl.Callback]:
-        """Checkpoints carry the global random state, so that a resumed run is exact."""
-        return [GlobalRandomState()]
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.finite_guard.check_state(self)  # no checkpoint of a diverged state
-        save_fingerprints(self.trainer, checkpoint)
-        save_run_id(self.trainer, checkpoint)
+        super().on_save_checkpoint(checkpoint)
         checkpoint[ENGINE_KEY] = self.engine_in_use
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Checkpoints from before the fused engine carry no engine: autograd trained them.
         self._checkpoint_engine = checkpoint.get(ENGINE_KEY, "autograd")
-        check_fingerprints(
-            self._trainer,
-            checkpoint,
-            "the checkpoint was trained with another vocabulary (same size, other words or "
-            "order): its ids would mean other words. Train with the vocabulary saved beside "
-            "the checkpoint (--data.vocabulary PATH).",
-        )
+        super().on_load_checkpoint(checkpoint)
 
     def training_step(self, batch: SkipGramBatch, batch_idx: int) -> None:
         if not isinstance(batch, SkipGramBatch):
@@ -355,10 +360,10 @@ class SkipGramTask(pl.LightningModule):
         syn0, syn1 = self.embeddings.input.weight, self.embeddings.output.weight
         lr_start = self.learning_rate(batch_idx)
         lr_end = self.learning_rate(batch_idx + 1, steps_ahead=1)
-        every = self.diagnostics_every
+        lam = self.fused_lam()
         with torch.no_grad():
             negatives = self.draw_negatives(centers, contexts, mask)
-            if every > 0 and self.global_step % every == 0:
+            if self.diagnose_now():
                 # the first update_size rows: scoring a whole chunk would gather (N, 2W, D)
                 rows = slice(0, self.update_size)
                 first = Negatives(
@@ -370,7 +375,7 @@ class SkipGramTask(pl.LightningModule):
             self.rank_updates.before_chunk([syn0, syn1])  # numba's threads: on_train_start
             loss_sum, num_pairs = fused_sgns_update(
                 syn0, syn1, centers, contexts, mask, negatives.ids, negatives.mask,
-                lr_start, lr_end, lam=self.lam, with_loss=with_loss,
+                lr_start, lr_end, lam=lam, with_loss=with_loss,
             )
             max_steps = self.trainer.max_steps
             ends = batch_idx + 1 >= self.trainer.num_training_batches or (
@@ -400,14 +405,11 @@ class SkipGramTask(pl.LightningModule):
             set_threads(self.kernel_threads)
             load_kernel()  # before the first step, not inside it
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.finite_guard.after_batch(self, batch_idx)
-
     def on_train_end(self) -> None:
         # A run stopped early (EarlyStopping, a signal to stop) merges what is left, so that
         # every rank, and the export on rank 0, hold every rank's updates.
         self.rank_updates.flush([self.embeddings.input.weight, self.embeddings.output.weight])
-        self.finite_guard.check_state(self)  # the fused engine sums no loss on most steps
+        super().on_train_end()  # the fused engine sums no loss on most steps: check the tables
 
     def autograd_step(self, batch: SkipGramBatch, batch_idx: int) -> tuple[Tensor, Tensor, float]:
         """Trains a chunk in updates of ``update_size`` centers through autograd.
@@ -430,8 +432,7 @@ class SkipGramTask(pl.LightningModule):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if number < len(updates):
-                every = self.diagnostics_every
-                diagnose = every > 0 and self.global_step % every == 0
+                diagnose = self.diagnose_now()
                 loss_sum, num_pairs = self.update_loss(*updates[number], diagnose=diagnose)
             else:  # this rank has no rows left: it still joins the gradient all-reduce
                 loss_sum, num_pairs = self.empty_update_loss(), total_pairs.new_zeros(())
@@ -510,13 +511,15 @@ class SkipGramTask(pl.LightningModule):
         # The device is final here: resolve the engine for it, and for this set-up.
         engine: str = resolve_engine(self.engine, self.device)
         precision = getattr(self.trainer, "precision", "")
-        obstacle = fused_obstacle(optimizer, self.embeddings.input.weight.dtype, precision)
+        obstacle = fused_obstacle(
+            optimizer, self.embeddings.input.weight.dtype, precision, self.loss
+        )
         if engine == "fused" and obstacle is not None:
             if self.engine == "fused":
                 raise ValueError(
                     f"engine fused cannot train this set-up: {obstacle}. Keep the default "
-                    "optimizer (SparseSGD), float32 and no 16-bit AMP, or set --model.engine "
-                    "autograd."
+                    "loss (SGNSLoss) and optimizer (SparseSGD), float32 and no 16-bit AMP, or "
+                    "set --model.engine autograd."
                 )
             rank_zero_info(f"SkipGramTask: engine auto uses autograd because {obstacle}.")
             engine = "autograd"
@@ -527,23 +530,19 @@ class SkipGramTask(pl.LightningModule):
         self._engine_in_use = engine
         if engine == "fused":
             return optimizer
-        if not self.embeddings.sparse and isinstance(optimizer, torch.optim.SparseAdam):
-            raise ValueError(
-                "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "
-                "false, or DDP over NCCL): use Adam, SGD or SparseSGD."
-            )
-        if self.embeddings.sparse and type(optimizer).__module__.startswith("torch.optim"):
-            defaults = optimizer.defaults
-            unsupported = not isinstance(optimizer, SPARSE_TORCH_OPTIMIZERS) or any(
-                defaults.get(option) for option in ("momentum", "weight_decay")
-            )
-            if unsupported:
-                raise ValueError(
-                    f"{type(optimizer).__name__} with these options cannot train sparse "
-                    "embeddings correctly: set --model.sparse false, or use SparseSGD, SGD "
-                    "(no momentum or weight decay) or Adagrad (no weight decay)."
-                )
+        self.check_optimizer(optimizer)
         return optimizer
+
+    def fused_lam(self) -> float:
+        """The fused kernel's ``λ``: the loss's, which declares the fused form ``"sgns"``
+        (checked when the engine is chosen)."""
+        lam = getattr(self.loss, "lam", None)
+        if self.loss.fused_form != "sgns" or not isinstance(lam, float | int):
+            raise RuntimeError(
+                f"the fused engine trains SGNSLoss, not {type(self.loss).__name__}; set "
+                "--model.engine autograd."
+            )
+        return float(lam)
 
     def embedding_tables(self) -> dict[str, Tensor]:
         """The exportable tables: ``words``, the word vectors."""

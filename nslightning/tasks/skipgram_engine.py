@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from nslightning.distributed import world_size
+from nslightning.losses.base import NegativeSamplingLoss
 from nslightning.optim.sparse_sgd import SparseSGD
 
 Engine = Literal["auto", "fused", "autograd"]
@@ -58,14 +59,23 @@ def resolve_engine(engine: str, device: torch.device) -> Literal["fused", "autog
     return "autograd"
 
 
-def fused_obstacle(optimizer: Optimizer, table_dtype: torch.dtype, precision: object) -> str | None:
+def fused_obstacle(
+    optimizer: Optimizer, table_dtype: torch.dtype, precision: object, loss: NegativeSamplingLoss
+) -> str | None:
     """Why the fused engine cannot train this set-up, or ``None`` when it can.
 
     Args:
         optimizer: the task's optimizer (the fused engine only uses it to count steps).
         table_dtype: the embedding tables' dtype.
         precision: the trainer's precision setting (``"32-true"``, ``"16-mixed"``, ...).
+        loss: the task's loss; the kernel implements the losses whose ``fused_form`` is
+            ``"sgns"``.
     """
+    if loss.fused_form != "sgns":
+        return (
+            f"{type(loss).__name__} has no fused form (the kernel is per-pair SGD of "
+            "SGNSLoss); the autograd engine trains any loss"
+        )
     plain_sgd = type(optimizer) is torch.optim.SGD and not any(
         optimizer.defaults.get(option) for option in ("momentum", "weight_decay")
     )

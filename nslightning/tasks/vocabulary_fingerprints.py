@@ -6,16 +6,18 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from nslightning.data.contract import task_data
+
 KEY = "vocabulary_fingerprints"
 _LEGACY_KEY = "vocabulary_fingerprint"  # skip-gram checkpoints from before tables were named
 
 
 def save_fingerprints(trainer: pl.Trainer | None, checkpoint: dict[str, Any]) -> None:
-    """Stores the fingerprint of each of the DataModule's ``vocabularies()``, if it has any."""
-    datamodule = getattr(trainer, "datamodule", None)
-    if hasattr(datamodule, "vocabularies"):
-        vocabularies = datamodule.vocabularies()  # type: ignore[union-attr]
-        checkpoint[KEY] = {name: v.fingerprint() for name, v in vocabularies.items()}
+    """Stores the fingerprint of each of the DataModule's ``vocabularies()`` (when the task
+    trains with a DataModule)."""
+    data = task_data(trainer, "the checkpoint", required=False)
+    if data is not None:
+        checkpoint[KEY] = {name: v.fingerprint() for name, v in data.vocabularies().items()}
 
 
 def check_fingerprints(
@@ -26,9 +28,8 @@ def check_fingerprints(
     saved = checkpoint.get(KEY)
     if saved is None and _LEGACY_KEY in checkpoint:
         saved = {"words": checkpoint[_LEGACY_KEY]}
-    datamodule = getattr(trainer, "datamodule", None)
-    if saved is None or not hasattr(datamodule, "vocabularies"):
+    data = task_data(trainer, "the checkpoint", required=False)
+    if saved is None or data is None:
         return
-    vocabularies = datamodule.vocabularies()  # type: ignore[union-attr]
-    if {name: v.fingerprint() for name, v in vocabularies.items()} != saved:
+    if {name: v.fingerprint() for name, v in data.vocabularies().items()} != saved:
         raise ValueError(mismatch)

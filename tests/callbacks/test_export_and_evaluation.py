@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from nslightning.callbacks import (
     save_word2vec_format,
     to_keyed_vectors,
 )
+from nslightning.cli import main
+from tests.cli_args import tiny_args
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -61,3 +64,15 @@ def test_evaluation_scores_and_neighbours() -> None:
     assert scores["ws353_oov"] == 0.0
     rows = nearest_neighbours(keyed, ["tiger", "not-a-word"], topn=3)
     assert [r[0] for r in rows] == ["tiger"] and rows[0][1].count(",") == 2
+
+
+def test_run_stopped_by_max_steps_is_evaluated_at_its_end(
+    topic_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *tiny_args(topic_corpus_file), "--trainer.max_steps", "2",
+          "--model.update_size", "64"])
+    metrics = next((tmp_path / "outputs/skipgram/logs").glob("version_*/metrics.csv"))
+    with open(metrics, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert any(row.get("val/ws353") for row in rows)

@@ -387,3 +387,17 @@ def test_bad_input_raises(kwargs, error):
     arguments.update(kwargs)
     with pytest.raises(error):
         skipgrams(**arguments)
+
+
+def test_keras_skipgrams_leave_the_callers_sampler_untouched() -> None:
+    def fresh() -> UnigramSampler:
+        sampler = UnigramSampler(seed=11)
+        sampler.setup(torch.tensor([0.0, 5, 4, 3, 2, 1]))
+        return sampler
+
+    used, twin = fresh(), fresh()
+    positives = torch.ones(9, dtype=torch.long)
+    used.sample(positives, 2), twin.sample(positives, 2)
+    skipgrams([1, 2, 3, 4, 5, 1, 2], 6, seed=0, sampler=used)
+    assert used.seed == 11
+    assert torch.equal(used.sample(positives, 4).ids, twin.sample(positives, 4).ids)

@@ -102,7 +102,9 @@ def test_encoding_ends_lines_with_eos_and_maps_unknown_words_to_unk(tmp_path):
     assert data.ids("val").tolist() == expected and data.ids("val").dtype == np.int32
     Vocabulary(["a"], [1]).save(tmp_path / "v.tsv")
     with pytest.raises(ValueError, match="lacks"):
-        LanguageModelDataModule(train, val, val, vocabulary=str(tmp_path / "v.tsv")).setup("fit")
+        LanguageModelDataModule(
+            train, val, val, vocabulary_path=str(tmp_path / "v.tsv")
+        ).setup("fit")
 
 
 def test_windows_rebuild_every_stream_and_shift_targets_by_one():
@@ -156,7 +158,7 @@ def test_three_files_build_the_vocabulary_on_training_text_only(tmp_path):
     assert window.inputs.shape == (2, 4)
     saved = tmp_path / "vocabulary.tsv"
     data.vocabulary.save(saved)
-    again = LanguageModelDataModule(train, val, test, vocabulary=str(saved), min_count=9)
+    again = LanguageModelDataModule(train, val, test, vocabulary_path=str(saved), min_count=9)
     assert np.array_equal(again.ids("test"), data.ids("test"))
 
 

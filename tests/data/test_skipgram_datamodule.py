@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nslightning.data import SkipGramBatch, SkipGramDataModule, Vocabulary
+from nslightning.samplers import UnigramSampler
 
 
 def test_chunks_become_windows(topic_corpus_file: Path) -> None:
@@ -27,7 +28,7 @@ def test_chunks_become_windows(topic_corpus_file: Path) -> None:
 
 def test_saved_vocabulary_fixes_the_ids(topic_corpus_file: Path, tmp_path: Path) -> None:
     Vocabulary(["zebra", "cat", "dog"], [1, 1, 1]).save(tmp_path / "v.tsv")
-    data = SkipGramDataModule(str(topic_corpus_file), vocabulary=str(tmp_path / "v.tsv"))
+    data = SkipGramDataModule(str(topic_corpus_file), vocabulary_path=str(tmp_path / "v.tsv"))
     assert data.vocab_size == 3
     assert set(data.store.tokens.tolist()) == {1, 2}
 
@@ -68,3 +69,46 @@ def test_windows_are_reproducible(topic_corpus_file: Path) -> None:
     a, b, c = first_batch(0), first_batch(0), first_batch(1)
     assert torch.equal(a.mask, b.mask) and torch.equal(a.centers, b.centers)
     assert not (a.centers.shape == c.centers.shape and torch.equal(a.mask, c.mask))
+
+
+def test_window_stream_is_not_the_sampler_stream(topic_corpus_file: Path) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, seed=0)
+    data.setup("fit")
+    chunk = next(iter(data.train_dataloader()))
+    data.on_after_batch_transfer(chunk, 0)
+    window_stream = data._stream.generator(torch.device("cpu"))
+    sampler_stream = UnigramSampler(seed=0).stream.generator(torch.device("cpu"))
+    assert not torch.equal(torch.rand(8, generator=window_stream),
+                           torch.rand(8, generator=sampler_stream))
+
+
+def test_datamodule_state_continues_the_window_stream(topic_corpus_file: Path) -> None:
+    def data_module() -> SkipGramDataModule:
+        data = SkipGramDataModule(str(topic_corpus_file), min_count=1, shuffle=False)
+        data.setup("fit")
+        return data
+
+    original = data_module()
+    chunk = next(iter(original.train_dataloader()))
+    original.on_after_batch_transfer(chunk, 0)
+    resumed = data_module()
+    resumed.load_state_dict(original.state_dict())
+    assert torch.equal(original.on_after_batch_transfer(chunk, 0).mask,
+                       resumed.on_after_batch_transfer(chunk, 0).mask)
+
+
+def test_window_streams_of_different_ranks_differ_after_one_checkpoint(
+    topic_corpus_file: Path,
+) -> None:
+    original = SkipGramDataModule(str(topic_corpus_file), min_count=1, shuffle=False)
+    original.setup("fit")
+    chunk = next(iter(original.train_dataloader()))
+    original.on_after_batch_transfer(chunk, 0)
+    state = original.state_dict()
+    streams = []
+    for rank in (0, 1):
+        resumed = SkipGramDataModule(str(topic_corpus_file), min_count=1, shuffle=False)
+        resumed.load_state_dict(state)
+        resumed._stream.set_rank(rank)
+        streams.append(torch.rand(16, generator=resumed._stream.generator(torch.device("cpu"))))
+    assert not torch.equal(streams[0], streams[1])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nslightning.data import Vocabulary
-from tests.conftest import make_topic_corpus
+from tests.corpora import make_topic_corpus
 
 
 def test_order_is_count_then_token() -> None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
+from tests.corpora import pattern_text
 from tests.distributed.processes import (
     CONFIGS,
     RECORD_STEPS,
@@ -22,7 +23,6 @@ from tests.distributed.processes import (
     logged,
     nslightning,
 )
-from tests.tasks.test_lm_task import pattern_text
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_language_model_trains_on_two_processes(tmp_path: Path) -> None:
     nslightning(
         tmp_path, "fit", "-c", str(CONFIGS / "lm.yaml"), *TWO_PROCESSES,
         "--data.corpus", str(text), "--data.min_count", "1", "--data.batch_size", "4",
-        "--data.eval_batch_size", "2", "--data.bptt", "8", "--model.embedding_dim", "16",
+        "--data.eval_batch_size", "2", "--data.bptt", "8", "--model.dim", "16",
         "--model.hidden_size", "16", "--model.num_negatives", "4", "--trainer.max_epochs", "2",
     )
     rows = logged(tmp_path / "outputs/lm/logs")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.corpora import pattern_text
 from tests.distributed.processes import (
     CONFIGS,
     ONE_PROCESS,
@@ -23,7 +24,6 @@ from tests.distributed.processes import (
     TWO_PROCESSES,
     nslightning,
 )
-from tests.tasks.test_lm_task import pattern_text
 
 ATOL = 1e-6
 
@@ -202,7 +202,7 @@ def test_language_model_sampled_softmax_under_ddp_equals_one_process(tmp_path: P
     text = pattern_text(tmp_path / "text.txt", lines=60)
     common = [
         "-c", str(CONFIGS / "lm.yaml"), "--data.corpus", str(text), "--data.min_count", "1",
-        "--data.eval_batch_size", "2", "--data.bptt", "6", "--model.embedding_dim", "8",
+        "--data.eval_batch_size", "2", "--data.bptt", "6", "--model.dim", "8",
         "--model.hidden_size", "8", "--model.dropout", "0", "--model.num_negatives", "4",
         "--model.shared_negatives", "false", "--model.optimizer", "torch.optim.SGD",
         "--model.lr", "0.5", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",

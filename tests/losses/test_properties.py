@@ -221,10 +221,13 @@ def test_sgns(batch: Batch, lam: float, reduction: str) -> None:
     ]
 
     def loss(t: dict) -> torch.Tensor:
-        value = sgns_loss(t["pos"], t["neg"], t["mask"], weight=t["weights"],
+        value = sgns_loss(t["pos"], t["neg"], neg_mask=t["mask"], weights=t["weights"],
                           reduction=reduction, lam=lam)  # type: ignore[arg-type]
-        module = SGNSLoss(reduction=reduction, lam=lam)  # type: ignore[arg-type]
-        assert torch.equal(module(t["pos"], t["neg"], t["mask"], t["weights"]), value)
+        if reduction != "none":
+            module = SGNSLoss(lam=lam, reduction=reduction)  # type: ignore[arg-type]
+            assert torch.equal(
+                module(t["pos"], t["neg"], neg_mask=t["mask"], weights=t["weights"]), value
+            )
         return value
 
     check(loss, reduce(per_pair, batch, reduction), batch)
@@ -267,7 +270,9 @@ def test_weighted_contrastive(batch: Batch, lam: float, kind: str, margin: float
             neg_mask=t["mask"], weights=t["weights"],
         )
         module = WeightedContrastiveLoss(lam=lam, loss=kind, margin=margin)  # type: ignore[arg-type]
-        assert torch.equal(module(t["pos"], t["neg"], t["mask"], None, t["weights"]), value)
+        assert torch.equal(
+            module(t["pos"], t["neg"], neg_mask=t["mask"], weights=t["weights"]), value
+        )
         return value
 
     check(loss, weighted_reference(batch, lam, kind, margin), batch)
@@ -340,8 +345,8 @@ def test_info_nce(batch: Batch, temperature: float, reduction: str) -> None:
         )
         if t["pos_log_q"] is None and reduction == "mean":
             module = InfoNCELoss(temperature, correct_log_q=t["log_q"] is not None)
-            assert torch.equal(module(t["pos"], t["neg"], t["mask"], t["log_q"], t["weights"]),
-                               value)
+            assert torch.equal(module(t["pos"], t["neg"], neg_mask=t["mask"], log_q=t["log_q"],
+                                      weights=t["weights"]), value)
         return value
 
     reference = reduce(info_nce_reference(batch, temperature), batch, reduction)
@@ -403,8 +408,8 @@ def test_debiased_and_hard_negative(
                 if beta == 0
                 else HardNegativeContrastiveLoss(temperature, tau_plus, beta, min_score, correct)
             )
-            assert torch.equal(module(t["pos"], t["neg"], t["mask"], t["log_q"], t["weights"]),
-                               value)
+            assert torch.equal(module(t["pos"], t["neg"], neg_mask=t["mask"], log_q=t["log_q"],
+                                      weights=t["weights"]), value)
         return value
 
     per_pair = debiased_reference(batch, temperature, tau_plus, beta, min_score)
@@ -415,17 +420,20 @@ def test_debiased_and_hard_negative(
 @PROPERTIES
 @given(batch=batches(log_q=True, weights=False), reduction=reductions)
 def test_sampled_softmax(batch: Batch, reduction: str) -> None:
-    # z_t = s_t - log(K q_t) (uncorrected without it), z_k = s_k - log(K q_k) over kept k.
+    # z_t = s_t - log(K q_t) (uncorrected without it), z_k = s_k - log(K q_k) over kept k, with
+    # K = every draw, masked or not.
     assert batch.log_q is not None
+    log_k = math.log(batch.k)
     per_pair = []
     for r, s in enumerate(batch.pos):
-        z_t = s if batch.pos_log_q is None else s - batch.pos_log_q[r]
-        logits = [batch.neg[r][j] - batch.log_q[r][j] for j in batch.kept(r)]
+        z_t = s if batch.pos_log_q is None else s - (batch.pos_log_q[r] + log_k)
+        logits = [batch.neg[r][j] - (batch.log_q[r][j] + log_k) for j in batch.kept(r)]
         per_pair.append(logsumexp([z_t, *logits]) - z_t)
 
     def loss(t: dict) -> torch.Tensor:
+        assert t["log_q"] is not None
         return sampled_softmax_loss(
-            t["pos"], t["neg"], t["log_q"], pos_log_count=t["pos_log_q"], neg_mask=t["mask"],
+            t["pos"], t["neg"], log_q=t["log_q"], pos_log_q=t["pos_log_q"], neg_mask=t["mask"],
             reduction=reduction,  # type: ignore[arg-type]
         )
 
@@ -437,15 +445,17 @@ def test_sampled_softmax(batch: Batch, reduction: str) -> None:
 def test_nce(batch: Batch, reduction: str) -> None:
     # -log σ(s_t - log(K q_t)) - Σ_k log σ(-(s_k - log(K q_k))) over kept k.
     assert batch.log_q is not None and batch.pos_log_q is not None
+    log_k = math.log(batch.k)
     per_pair = [
-        softplus(-(s - batch.pos_log_q[r]))
-        + sum(softplus(batch.neg[r][j] - batch.log_q[r][j]) for j in batch.kept(r))
+        softplus(-(s - (batch.pos_log_q[r] + log_k)))
+        + sum(softplus(batch.neg[r][j] - (batch.log_q[r][j] + log_k)) for j in batch.kept(r))
         for r, s in enumerate(batch.pos)
     ]
 
     def loss(t: dict) -> torch.Tensor:
+        assert t["log_q"] is not None and t["pos_log_q"] is not None
         return nce_loss(
-            t["pos"], t["neg"], t["log_q"], t["pos_log_q"], neg_mask=t["mask"],
+            t["pos"], t["neg"], log_q=t["log_q"], pos_log_q=t["pos_log_q"], neg_mask=t["mask"],
             reduction=reduction,  # type: ignore[arg-type]
         )
 

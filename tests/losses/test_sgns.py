@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nslightning.deprecation import NSLightningDeprecationWarning
 from nslightning.losses import SGNSLoss, sgns_loss
 
 
@@ -77,7 +78,7 @@ def test_matches_the_naive_reference(shape, k, reduction, use_mask, use_weight):
     pos, neg, mask, weight = random_inputs(shape, k, seed=sum(shape) + k)
     mask = mask if use_mask else None
     weight = weight if use_weight else None
-    got = sgns_loss(pos, neg, mask, weight=weight, reduction=reduction)
+    got = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction=reduction)
     expected = naive(pos, neg, mask, weight, reduction)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
@@ -85,7 +86,7 @@ def test_matches_the_naive_reference(shape, k, reduction, use_mask, use_weight):
 
 def test_float32_matches_the_reference():
     pos, neg, mask, weight = random_inputs((4,), 3, seed=5, dtype=torch.float32)
-    got = sgns_loss(pos, neg, mask, weight=weight, reduction="none")
+    got = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction="none")
     expected = naive(pos, neg, mask, weight, "none").float()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
@@ -94,7 +95,7 @@ def test_masked_negative_is_dropped():
     pos = torch.tensor([0.5, -1.0], dtype=torch.float64)
     neg = torch.tensor([[1.0, 2.0, -0.5], [0.3, 0.0, 4.0]], dtype=torch.float64)
     mask = torch.tensor([[True, False, True], [False, False, False]])
-    got = sgns_loss(pos, neg, mask, reduction="none")
+    got = sgns_loss(pos, neg, neg_mask=mask, reduction="none")
     expected_0 = sgns_loss(pos[:1], neg[:1, [0, 2]], reduction="none")
     expected_1 = -torch.nn.functional.logsigmoid(pos[1:])
     torch.testing.assert_close(got, torch.cat([expected_0, expected_1]))
@@ -102,14 +103,14 @@ def test_masked_negative_is_dropped():
     changed = neg.clone()
     changed[0, 1] = 1e3
     changed[1] = -7.0
-    torch.testing.assert_close(sgns_loss(pos, changed, mask, reduction="none"), got)
+    torch.testing.assert_close(sgns_loss(pos, changed, neg_mask=mask, reduction="none"), got)
 
 
 def test_broadcast_mask():
     pos, neg, _, _ = random_inputs((3,), 4, seed=2)
     column_mask = torch.tensor([True, False, True, True])
-    got = sgns_loss(pos, neg, column_mask, reduction="none")
-    expected = sgns_loss(pos, neg, column_mask.expand(3, 4), reduction="none")
+    got = sgns_loss(pos, neg, neg_mask=column_mask, reduction="none")
+    expected = sgns_loss(pos, neg, neg_mask=column_mask.expand(3, 4), reduction="none")
     torch.testing.assert_close(got, expected)
 
 
@@ -118,22 +119,22 @@ def test_zero_weight_drops_a_pair():
     weight = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
     keep = torch.tensor([0, 2, 3])
     for reduction in ("sum", "mean"):
-        got = sgns_loss(pos, neg, mask, weight=weight, reduction=reduction)
-        expected = sgns_loss(pos[keep], neg[keep], mask[keep], reduction=reduction)
+        got = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction=reduction)
+        expected = sgns_loss(pos[keep], neg[keep], neg_mask=mask[keep], reduction=reduction)
         torch.testing.assert_close(got, expected)
-    none = sgns_loss(pos, neg, mask, weight=weight, reduction="none")
+    none = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction="none")
     assert none[1].item() == 0.0
 
 
 def test_reductions_relate():
     pos, neg, mask, weight = random_inputs((5,), 3, seed=4)
-    none = sgns_loss(pos, neg, mask, weight=weight, reduction="none")
-    total = sgns_loss(pos, neg, mask, weight=weight, reduction="sum")
-    mean = sgns_loss(pos, neg, mask, weight=weight, reduction="mean")
+    none = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction="none")
+    total = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction="sum")
+    mean = sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction="mean")
     torch.testing.assert_close(total, none.sum())
     torch.testing.assert_close(mean, none.sum() / weight.sum())  # mean divides by total weight
-    unweighted = sgns_loss(pos, neg, mask, reduction="none")
-    torch.testing.assert_close(sgns_loss(pos, neg, mask), unweighted.mean())
+    unweighted = sgns_loss(pos, neg, neg_mask=mask, reduction="none")
+    torch.testing.assert_close(sgns_loss(pos, neg, neg_mask=mask), unweighted.mean())
     assert total.dim() == 0 and mean.dim() == 0 and none.shape == (5,)
 
 
@@ -144,7 +145,7 @@ def test_default_reduction_is_mean():
 
 def test_mean_with_all_zero_weights_is_zero_not_nan():
     pos, neg, _, _ = random_inputs((3,), 2, seed=7)
-    loss = sgns_loss(pos, neg, weight=torch.zeros(3, dtype=torch.float64))
+    loss = sgns_loss(pos, neg, weights=torch.zeros(3, dtype=torch.float64))
     assert loss.item() == 0.0
 
 
@@ -156,7 +157,7 @@ def test_gradcheck_float64(reduction):
     weight.requires_grad_(True)
 
     def fn(p, n, w):
-        return sgns_loss(p, n, mask, weight=w, reduction=reduction)
+        return sgns_loss(p, n, neg_mask=mask, weights=w, reduction=reduction)
 
     assert torch.autograd.gradcheck(fn, (pos, neg, weight))
     assert torch.autograd.gradgradcheck(fn, (pos, neg, weight))
@@ -184,7 +185,7 @@ def test_extreme_scores_are_finite(dtype):
     assert torch.isfinite(pos.grad).all() and torch.isfinite(neg.grad).all()
     torch.testing.assert_close(pos.grad, torch.tensor([0.0, -1.0, 0.0, -1.0], dtype=dtype))
     torch.testing.assert_close(neg.grad, torch.tensor([[1.0], [1.0], [0.0], [0.0]], dtype=dtype))
-    mean = sgns_loss(pos.detach(), neg.detach(), weight=torch.ones(4, dtype=dtype))
+    mean = sgns_loss(pos.detach(), neg.detach(), weights=torch.ones(4, dtype=dtype))
     assert torch.isfinite(mean)
 
 
@@ -209,17 +210,47 @@ def test_unknown_reduction_raises():
         sgns_loss(torch.zeros(2), torch.zeros(2, 1), reduction="max")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_module_equals_function(reduction):
     pos, neg, mask, weight = random_inputs((2, 3), 4, seed=9)
     module = SGNSLoss(reduction=reduction)
     assert module.reduction == reduction
     torch.testing.assert_close(
-        module(pos, neg, mask, weight),
-        sgns_loss(pos, neg, mask, weight=weight, reduction=reduction),
+        module(pos, neg, neg_mask=mask, weights=weight),
+        sgns_loss(pos, neg, neg_mask=mask, weights=weight, reduction=reduction),
     )
     torch.testing.assert_close(module(pos, neg), sgns_loss(pos, neg, reduction=reduction))
     assert list(module.parameters()) == []
+
+
+def test_module_sum_is_bit_identical_to_the_function():
+    # the skip-gram task's autograd engine relies on it
+    pos, neg, mask, weight = random_inputs((5, 4), 3, seed=12, dtype=torch.float32)
+    for lam in (1.0, 0.5):
+        assert torch.equal(
+            SGNSLoss(lam=lam, reduction="sum")(pos, neg, neg_mask=mask[:, :1], weights=weight),
+            sgns_loss(pos, neg, neg_mask=mask[:, :1], weights=weight, reduction="sum", lam=lam),
+        )
+
+
+def test_module_rejects_reduction_none_and_the_old_argument_order():
+    with pytest.raises(ValueError, match="reduction='none'"):
+        SGNSLoss(reduction="none")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="first argument is lam"):
+        SGNSLoss("sum")  # type: ignore[arg-type]
+
+
+def test_old_spellings_warn_and_give_the_same_value():
+    pos, neg, mask, weight = random_inputs((3,), 2, seed=13)
+    expected = sgns_loss(pos, neg, neg_mask=mask, weights=weight)
+    with pytest.warns(NSLightningDeprecationWarning, match="weights="):
+        torch.testing.assert_close(sgns_loss(pos, neg, neg_mask=mask, weight=weight), expected)
+    with pytest.warns(NSLightningDeprecationWarning, match="positional neg_mask"):
+        torch.testing.assert_close(sgns_loss(pos, neg, mask, weights=weight), expected)
+    with pytest.raises(TypeError, match="weights= alone"):
+        sgns_loss(pos, neg, weight=weight, weights=weight)
+    with pytest.raises(TypeError, match="by keyword"):
+        sgns_loss(pos, neg, mask, weight)
 
 
 def test_module_default_reduction_is_mean():
@@ -230,7 +261,7 @@ def test_module_default_reduction_is_mean():
 def test_mean_with_broadcast_weight_divides_by_total_weight():
     pos, neg, _, _ = random_inputs((4,), 2, seed=11)
     ones = torch.ones(1, dtype=torch.float64)  # broadcastable to (4,), as documented
-    torch.testing.assert_close(sgns_loss(pos, neg, weight=ones), sgns_loss(pos, neg))
+    torch.testing.assert_close(sgns_loss(pos, neg, weights=ones), sgns_loss(pos, neg))
 
 
 def test_lam_weights_the_negative_term() -> None:
@@ -241,9 +272,22 @@ def test_lam_weights_the_negative_term() -> None:
     negative = -(F.logsigmoid(-neg) * mask).sum(-1)
     for lam in (0.0, 0.25, 3.0):
         expected = positive + lam * negative
-        torch.testing.assert_close(sgns_loss(pos, neg, mask, lam=lam, reduction="none"), expected)
-        torch.testing.assert_close(SGNSLoss("sum", lam=lam)(pos, neg, mask), expected.sum())
+        torch.testing.assert_close(
+            sgns_loss(pos, neg, neg_mask=mask, lam=lam, reduction="none"), expected
+        )
+        torch.testing.assert_close(
+            SGNSLoss(lam=lam, reduction="sum")(pos, neg, neg_mask=mask), expected.sum()
+        )
     with pytest.raises(ValueError, match=r"lam \(λ\) must be >= 0"):
         sgns_loss(pos, neg, lam=-0.1)
     with pytest.raises(ValueError, match=r"lam \(λ\) must be >= 0"):
         SGNSLoss(lam=-1.0)
+
+
+def test_sgns_loss_rejects_masks_that_would_broadcast_the_loss() -> None:
+    with pytest.raises(ValueError, match="weights of shape"):
+        sgns_loss(torch.zeros(3), torch.zeros(3, 2), weights=torch.ones(3, 1))
+    with pytest.raises(ValueError, match="neg_mask of shape"):
+        sgns_loss(
+            torch.zeros(3), torch.zeros(3, 2), neg_mask=torch.ones(3, 1, 2, dtype=torch.bool)
+        )

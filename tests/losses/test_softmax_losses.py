@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from nslightning.losses import (
-    ContrastiveLoss,
     DebiasedContrastiveLoss,
     HardNegativeContrastiveLoss,
     InfoNCELoss,
     debiased_contrastive_loss,
     info_nce_loss,
 )
+from nslightning.losses.base import NegativeSamplingLoss
 
 F64 = torch.float64
 
@@ -526,15 +526,17 @@ def test_shape_mismatches_name_the_argument(fn):
 def test_info_nce_module_equals_the_function():
     pos, neg, mask, log_q, weights = random_inputs(seed=24)
     plain = InfoNCELoss(temperature=0.3)
-    assert isinstance(plain, ContrastiveLoss)
+    assert isinstance(plain, NegativeSamplingLoss)
     assert list(plain.parameters()) == []
     expected = info_nce_loss(pos, neg, temperature=0.3, neg_mask=mask, weights=weights)
-    torch.testing.assert_close(plain(pos, neg, mask, None, weights), expected)
+    torch.testing.assert_close(plain(pos, neg, neg_mask=mask, weights=weights), expected)
     # Without correct_log_q the sampler's log_q is ignored.
-    torch.testing.assert_close(plain(pos, neg, mask, log_q, weights), expected)
+    torch.testing.assert_close(
+        plain(pos, neg, neg_mask=mask, log_q=log_q, weights=weights), expected
+    )
     corrected = InfoNCELoss(temperature=0.3, correct_log_q=True)
     torch.testing.assert_close(
-        corrected(pos, neg, mask, log_q, weights),
+        corrected(pos, neg, neg_mask=mask, log_q=log_q, weights=weights),
         info_nce_loss(pos, neg, temperature=0.3, neg_mask=mask, log_q=log_q, weights=weights),
     )
     expected = cross_entropy_reference(pos, neg, 1.0).mean()
@@ -556,23 +558,25 @@ def test_info_nce_module_equals_the_function():
 def test_correct_log_q_without_log_q_raises(module):
     pos, neg, mask, _, _ = random_inputs(seed=25)
     with pytest.raises(ValueError, match="correct_log_q"):
-        module(pos, neg, mask)
+        module(pos, neg, neg_mask=mask)
 
 
 def test_debiased_module_equals_the_function():
     pos, neg, mask, log_q, weights = random_inputs(seed=26)
     module = DebiasedContrastiveLoss(temperature=0.4, tau_plus=0.2, min_score=-0.8)
-    assert isinstance(module, ContrastiveLoss)
+    assert isinstance(module, NegativeSamplingLoss)
     expected = debiased_contrastive_loss(
         pos, neg, temperature=0.4, tau_plus=0.2, min_score=-0.8, neg_mask=mask, weights=weights
     )
-    torch.testing.assert_close(module(pos, neg, mask, None, weights), expected)
-    torch.testing.assert_close(module(pos, neg, mask, log_q, weights), expected)  # ignored
+    torch.testing.assert_close(module(pos, neg, neg_mask=mask, weights=weights), expected)
+    torch.testing.assert_close(  # log_q ignored
+        module(pos, neg, neg_mask=mask, log_q=log_q, weights=weights), expected
+    )
     corrected = DebiasedContrastiveLoss(
         temperature=0.4, tau_plus=0.2, min_score=-0.8, correct_log_q=True
     )
     torch.testing.assert_close(
-        corrected(pos, neg, mask, log_q, weights),
+        corrected(pos, neg, neg_mask=mask, log_q=log_q, weights=weights),
         debiased_contrastive_loss(
             pos,
             neg,
@@ -599,14 +603,15 @@ def test_hard_negative_module():
     zero = HardNegativeContrastiveLoss(temperature=0.4, tau_plus=0.1, beta=0.0)
     debiased = DebiasedContrastiveLoss(temperature=0.4, tau_plus=0.1)
     torch.testing.assert_close(
-        zero(pos, neg, mask, None, weights), debiased(pos, neg, mask, None, weights)
+        zero(pos, neg, neg_mask=mask, weights=weights),
+        debiased(pos, neg, neg_mask=mask, weights=weights),
     )
     module = HardNegativeContrastiveLoss(temperature=0.4, tau_plus=0.1, beta=1.0)
     assert module.beta == 1.0
-    got = module(pos, neg, mask, None, weights)
+    got = module(pos, neg, neg_mask=mask, weights=weights)
     expected = reduce_naive(naive_robinson(pos, neg, 0.4, 0.1, 1.0, mask=mask), pos.shape, weights)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
-    assert not torch.allclose(got, debiased(pos, neg, mask, None, weights))
+    assert not torch.allclose(got, debiased(pos, neg, neg_mask=mask, weights=weights))
     corrected = HardNegativeContrastiveLoss(
         temperature=0.4, tau_plus=0.1, beta=1.0, correct_log_q=True
     )
@@ -614,7 +619,8 @@ def test_hard_negative_module():
         naive_robinson(pos, neg, 0.4, 0.1, 1.0, mask=mask, log_q=log_q), pos.shape, weights
     )
     torch.testing.assert_close(
-        corrected(pos, neg, mask, log_q, weights), expected, rtol=1e-10, atol=1e-12
+        corrected(pos, neg, neg_mask=mask, log_q=log_q, weights=weights), expected,
+        rtol=1e-10, atol=1e-12,
     )
 
 

@@ -16,8 +16,8 @@ import torch
 
 from nslightning.losses import (
     Constant,
-    ContrastiveLoss,
     LinearWarmup,
+    NegativeSamplingLoss,
     Schedule,
     WeightedContrastiveLoss,
     pointwise_loss,
@@ -394,19 +394,36 @@ def test_pointwise_loss_elementwise(loss):
 def test_module_equals_the_function(loss, lam):
     pos, neg, mask, weights = random_inputs(seed=17)
     module = WeightedContrastiveLoss(lam=lam, loss=loss, margin=0.7)
-    assert isinstance(module, ContrastiveLoss)
+    assert isinstance(module, NegativeSamplingLoss)
     assert list(module.parameters()) == []
     expected = weighted_contrastive_loss(
         pos, neg, lam=lam, loss=loss, margin=0.7, neg_mask=mask, weights=weights
     )
-    torch.testing.assert_close(module(pos, neg, mask, None, weights), expected)
     torch.testing.assert_close(module(pos, neg, neg_mask=mask, weights=weights), expected)
     # log_q means nothing to this loss.
-    torch.testing.assert_close(module(pos, neg, mask, torch.randn_like(neg), weights), expected)
+    torch.testing.assert_close(
+        module(pos, neg, neg_mask=mask, log_q=torch.randn_like(neg), weights=weights), expected
+    )
     torch.testing.assert_close(
         module(pos, neg), weighted_contrastive_loss(pos, neg, lam=lam, loss=loss, margin=0.7)
     )
     assert module.logged_values() == {"lam": lam}
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_sum_is_the_mean_times_the_total_positive_weight(lam):
+    # The loss is not a sum over pairs: "sum" makes its positive term the weighted sum and
+    # scales the negative mean to the same count.
+    pos, neg, mask, weights = random_inputs(seed=20)
+    total = weighted_contrastive_loss(pos, neg, lam=lam, neg_mask=mask, weights=weights,
+                                      reduction="sum")
+    expected = naive(pos, neg, lam=lam, mask=mask, weights=weights) * weights.sum()
+    torch.testing.assert_close(total, expected)
+    positive = (pointwise_loss(pos, 1.0) * weights).sum()
+    if lam == 0:
+        torch.testing.assert_close(total, positive)
+    with pytest.raises(ValueError, match="no per-pair 'none'"):
+        weighted_contrastive_loss(pos, neg, reduction="none")  # type: ignore[arg-type]
 
 
 def test_module_defaults():
@@ -430,7 +447,7 @@ def test_module_linear_warmup_lam():
         module.set_step(step)
         assert module.lam == pytest.approx(lam)
         assert module.logged_values() == {"lam": pytest.approx(lam)}
-        got = module(pos, neg, mask, None, weights)
+        got = module(pos, neg, neg_mask=mask, weights=weights)
         expected = naive(pos, neg, lam=lam, loss="hinge", mask=mask, weights=weights)
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 

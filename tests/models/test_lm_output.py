@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import nslightning.models.language_model as language_model
+from nslightning.losses import SampledSoftmaxLoss
 from nslightning.models import LSTMLanguageModel, SampledOutput
 from nslightning.samplers import (
     HardNegativeSampler,
@@ -18,13 +19,14 @@ from nslightning.samplers import (
     UniformSampler,
     UnigramSampler,
 )
+from nslightning.tasks import LanguageModelTask
 
 V, D, N = 30, 8, 12
 
 
 def model_and_batch(tie: bool = True, seed: int = 0):
     torch.manual_seed(seed)
-    model = LSTMLanguageModel(V, embedding_dim=D, hidden_size=D, num_layers=1, dropout=0.0,
+    model = LSTMLanguageModel(V, dim=D, hidden_size=D, num_layers=1, dropout=0.0,
                               tie_weights=tie)
     with torch.no_grad():
         model.output_bias.normal_()
@@ -38,15 +40,15 @@ def counts() -> torch.Tensor:
 
 
 def test_tied_weights_share_one_parameter_and_projection_fits_a_larger_state():
-    model = LSTMLanguageModel(V, embedding_dim=D, hidden_size=2 * D, num_layers=2)
+    model = LSTMLanguageModel(V, dim=D, hidden_size=2 * D, num_layers=2)
     assert model.tied and model.output_weight is model.embedding.weight
     assert model.lstm.proj_size == D
     features, (h, c) = model(torch.randint(0, V, (3, 5)))
     assert features.shape == (3, 5, D) and h.shape == (2, 3, D) and c.shape == (2, 3, 2 * D)
     assert len(list(model.parameters())) == len({id(p) for p in model.parameters()})
     with pytest.raises(ValueError, match="hidden_size"):
-        LSTMLanguageModel(V, embedding_dim=16, hidden_size=8)
-    untied = LSTMLanguageModel(V, embedding_dim=16, hidden_size=8, tie_weights=False)
+        LSTMLanguageModel(V, dim=16, hidden_size=8)
+    untied = LSTMLanguageModel(V, dim=16, hidden_size=8, tie_weights=False)
     assert untied.output_weight.shape == (V, 8) and untied.lstm.proj_size == 0
 
 
@@ -99,9 +101,9 @@ def test_objectives_match_the_reference(objective, shared, sampler_class):
     model, features, targets = model_and_batch()
     sampler = sampler_class(seed=5)
     sampler.setup(counts())
-    output = SampledOutput(objective, num_negatives=6, sampler=sampler, shared_negatives=shared)
+    output = SampledOutput(objective, num_negatives=6, shared_negatives=shared)
     twin = copy.deepcopy(sampler)
-    loss = output(model, features, targets)
+    loss = output(model, features, targets, sampler)
     if shared:
         drawn = twin.sample(targets[:1], 6)
         ids, log_q = drawn.ids[0], drawn.log_q
@@ -127,9 +129,9 @@ def test_nce_removes_hits_when_asked_and_hits_do_occur():
     model, features, targets = model_and_batch()
     sampler = LogUniformSampler(seed=1)
     sampler.setup(counts())
-    kept = SampledOutput("nce", 20, copy.deepcopy(sampler))(model, features, targets)
-    removed = SampledOutput("nce", 20, copy.deepcopy(sampler), remove_accidental_hits=True)(
-        model, features, targets
+    kept = SampledOutput("nce", 20)(model, features, targets, copy.deepcopy(sampler))
+    removed = SampledOutput("nce", 20, accidental_hits="positive")(
+        model, features, targets, copy.deepcopy(sampler)
     )
     assert float(removed) < float(kept)  # removing positive terms of the sum
 
@@ -138,9 +140,9 @@ def test_in_batch_candidates_per_token_leave_the_target_uncorrected():
     model, features, targets = model_and_batch()
     sampler = InBatchSampler(seed=2)
     sampler.setup(counts())
-    output = SampledOutput("sampled_softmax", 5, sampler, shared_negatives=False)
+    output = SampledOutput("sampled_softmax", 5, shared_negatives=False)
     twin = copy.deepcopy(sampler)
-    loss = output(model, features, targets)
+    loss = output(model, features, targets, sampler)
     drawn = twin.sample(targets, 5)
     logits = model.logits(features).detach()
     mask = drawn.mask
@@ -167,8 +169,8 @@ def test_full_is_the_cross_entropy_and_gradients_reach_only_drawn_rows():
     )
     sampler = UniformSampler(seed=3)
     sampler.setup(counts())
-    output = SampledOutput("sampled_softmax", 4, copy.deepcopy(sampler))
-    output(model, features, targets).backward()
+    output = SampledOutput("sampled_softmax", 4)
+    output(model, features, targets, copy.deepcopy(sampler)).backward()
     touched = set(targets.tolist()) | set(sampler.sample(targets[:1], 4).ids[0].tolist())
     rows = model.output_weight.grad.abs().sum(1) > 0
     assert set(torch.nonzero(rows).squeeze(1).tolist()) <= touched
@@ -179,19 +181,46 @@ def test_full_is_the_cross_entropy_and_gradients_reach_only_drawn_rows():
     ("kwargs", "message"),
     [
         ({"sampler": HardNegativeSampler(UniformSampler())}, "LSTM states"),
-        ({"sampler": UniformSampler(unique=True)}, "unique and redraw"),
-        ({"sampler": UniformSampler(redraw=True)}, "unique and redraw"),
+        ({"sampler": UniformSampler(unique=True)}, "without unique or redraw"),
+        ({"sampler": UniformSampler(redraw=True)}, "without unique or redraw"),
         ({"sampler": InBatchSampler()}, "shared_negatives false"),
-        ({"sampler": InBatchSampler(), "shared_negatives": False, "objective": "nce"},
+        ({"sampler": InBatchSampler(), "shared_negatives": False, "output": "nce"},
          "fixed noise distribution"),
+        ({"sampler": InBatchSampler(), "shared_negatives": False, "accidental_hits": "keep"},
+         "empty slots"),
         ({"num_negatives": 0}, "num_negatives"),
-        ({"objective": "softmax"}, "output must be one of"),
+        ({"output": "softmax"}, "output must be one of"),
+        ({"output": "nce", "loss": SampledSoftmaxLoss()}, "not both"),
     ],
 )
 def test_unfit_settings_are_clear_errors(kwargs, message):
-    settings = {"objective": "sampled_softmax", **kwargs}
+    """The language model refuses what its sampler's declared capabilities cannot serve."""
+    settings = {"dim": D, "hidden_size": D, "num_layers": 1, "num_negatives": 6, **kwargs}
     with pytest.raises(ValueError, match=message):
-        SampledOutput(**settings)
+        LanguageModelTask(V, **settings)
+
+
+def test_unique_draws_are_corrected_with_their_inclusion_probability():
+    """TensorFlow's unique=True convention: sampled softmax subtracts log π (the expected count
+    of a candidate drawn without repeats), not log(K π)."""
+    model, features, targets = model_and_batch()
+    sampler = UnigramSampler(seed=6, unique=True)
+    sampler.setup(counts())
+    assert sampler.log_q_kind == "inclusion" and not sampler.fixed_distribution
+    loss = SampledOutput("sampled_softmax", 5, shared_negatives=False)(
+        model, features, targets, copy.deepcopy(sampler)
+    )
+    drawn = sampler.sample(targets, 5)
+    logits = model.logits(features).detach()
+    total = 0.0
+    for i in range(N):
+        zs = [float(logits[i, targets[i]])]  # no fixed distribution: the target uncorrected
+        zs += [
+            float(logits[i, drawn.ids[i, j]]) - float(drawn.log_q[i, j])
+            for j in range(5) if bool(drawn.mask[i, j])
+        ]
+        total += math.log(sum(math.exp(z) for z in zs)) - zs[0]
+    assert float(loss) == pytest.approx(total / N, rel=1e-4)
 
 
 def test_k_must_stay_below_the_vocabulary():

@@ -90,7 +90,7 @@ def test_shared_tables_are_one_parameter() -> None:
     model = PairEmbeddings(5, 5, 3, shared=True)
     assert model.anchor_table is model.item_table
     assert len(list(model.parameters())) == 1
-    assert model.num_anchors == model.num_items == 5
+    assert model.num_anchors == model.vocab_size == 5
     with torch.no_grad():
         model.anchor_table.weight[2] = torch.tensor([1.0, 2.0, 3.0])
     assert model.item_vectors()[2].tolist() == [1.0, 2.0, 3.0]

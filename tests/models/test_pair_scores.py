@@ -169,3 +169,13 @@ def test_bad_vocab_size_raises(kwargs):
 def test_bad_dim_raises(dim: int):
     with pytest.raises(ValueError, match="dim"):
         SkipGramEmbeddings(vocab_size=5, dim=dim)
+
+
+def test_pair_scores_backward_outside_autocast() -> None:
+    w_in = torch.randn(6, 4, requires_grad=True)
+    w_out = torch.randn(6, 4, requires_grad=True)
+    anchors, targets = torch.randint(0, 6, (3, 2)), torch.randint(0, 6, (3, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = pair_scores(w_in, w_out, anchors, targets, sparse=False)
+    scores.float().sum().backward()
+    assert w_in.grad is not None and w_in.grad.dtype == torch.float32

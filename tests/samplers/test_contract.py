@@ -1,28 +1,39 @@
 """The contract every negative sampler in ``nslightning.samplers`` must honour.
 
 Every sampler (and every option of the table samplers) runs through the same tests. Where a
-strategy legitimately differs from the plain table samplers, the expectation is adjusted in one
-place, with the reason next to it:
+strategy legitimately differs from the plain table samplers, the expectation follows from what
+the sampler declares (its capabilities, see ``NegativeSampler``), not from its class:
 
-* batch-based samplers (in-batch, memory bank) draw from the positives themselves;
-* in-batch returns ``min(K, N - 1)`` columns, and is deterministic when ``K >= N - 1``;
-* hard negatives are chosen by score: ``log_q`` is ``None``, duplicates and slots the pool cannot
-  fill are masked too, and top-k over a fixed index with a fixed scorer involves no randomness;
-* composites (mixture, hard pool mode) derive their components' seeds from their own seed, so
-  "seed 12 at rank 0 == seed 11 at rank 1" only holds for basic samplers;
-* redraw samplers (and hard samplers with enough valid candidates) never return a hit at all.
+* ``batch_based`` samplers whose candidates all come from the batches (in-batch, memory bank)
+  draw from the positives themselves;
+* samplers that do not ``draws_from_items()`` (in-batch, a mixture with it) take ``K`` as a cap
+  and may return fewer columns;
+* ``log_q`` is ``None`` exactly when ``log_q_kind`` is; ``fixed_distribution`` samplers give the
+  ``log_q`` of one row-independent distribution, its ``log_prob``, and draw from it;
+* samplers that ``needs_scorer`` (hard negatives) are given ``anchors=`` and ``scorer=``, refuse
+  to draw without them, and choose by score: duplicates and slots the pool cannot fill are masked
+  too;
+* composites (``components()``: mixture, hard pool mode) derive their components' seeds from
+  their own seed, so "seed 12 at rank 0 == seed 11 at rank 1" only holds for basic samplers.
+
+Two facts are about options, not capabilities: redraw samplers never return a hit at all, and
+top-k over a fixed index with a fixed scorer involves no randomness.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
+import numpy as np
 import pytest
 import torch
+from scipy.stats import chisquare
 
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    IndexHardNegativeSampler,
     LogUniformSampler,
     MemoryBankSampler,
     MixedSampler,
@@ -95,23 +106,52 @@ FACTORIES: dict[str, Factory] = {
     "hard-pool": lambda seed: HardNegativeSampler(
         UnigramSampler(power=0.75), pool_size=HARD_POOL, seed=seed
     ),
-    "hard-index-topk": lambda seed: HardNegativeSampler(
+    "hard-pool-in-batch": lambda seed: HardNegativeSampler(
+        InBatchSampler(), pool_size=HARD_POOL, seed=seed
+    ),
+    "hard-index-topk": lambda seed: IndexHardNegativeSampler(
         pool_size=INDEX_POOL, selection="topk", chunk_size=3, seed=seed
     ),
-    "hard-index-softmax": lambda seed: HardNegativeSampler(
+    "hard-index-softmax": lambda seed: IndexHardNegativeSampler(
         pool_size=INDEX_POOL, selection="softmax", temperature=0.5, chunk_size=3, seed=seed
     ),
 }
 
+# Options, not capabilities: redraw=True never returns a hit; top-k over a fixed index,
+# re-scored by a fixed scorer, involves no randomness.
 REDRAW = {name for name in FACTORIES if name.endswith("redraw")}
-BATCH_BASED = {"in-batch", "memory-bank"}  # candidates are the positives (batch or queue)
-HARD = {"hard-pool", "hard-index-topk", "hard-index-softmax"}
-HARD_INDEX = {"hard-index-topk", "hard-index-softmax"}
-# Top-k over a fixed index, re-scored by a fixed scorer: nothing is random.
 DETERMINISTIC = {"hard-index-topk"}
-COMPOSITE = {"mixed-in-batch-unigram", "mixed-uniform-log-uniform", "hard-pool"}
-# Samplers that return fewer than K columns when the batch has fewer than K other positives.
-BATCH_COLUMNS = {"in-batch", "mixed-in-batch-unigram"}
+
+
+@cache
+def declared(name: str) -> NegativeSampler:
+    """A fresh sampler of the factory, for the capabilities it declares (never drawn from)."""
+    return FACTORIES[name](0)
+
+
+def needs_scorer(name: str) -> bool:
+    return declared(name).needs_scorer
+
+
+def caps_columns(name: str) -> bool:
+    """``K`` is a cap: the call may return fewer columns (in-batch, a mixture with it)."""
+    return not declared(name).draws_from_items()
+
+
+def is_composite(name: str) -> bool:
+    return any(True for _ in declared(name).components())
+
+
+def leaves(sampler: NegativeSampler) -> list[NegativeSampler]:
+    """The basic samplers a sampler is built from (itself when it has no components)."""
+    parts = list(sampler.components())
+    return [leaf for part in parts for leaf in leaves(part)] if parts else [sampler]
+
+
+def only_batch_candidates(name: str) -> bool:
+    """Every candidate comes from the batches: the sampler and all its parts are batch-based."""
+    return all(leaf.batch_based for leaf in leaves(declared(name)))
+
 
 CHECKPOINT_PARAMS = [pytest.param(name) for name in FACTORIES]
 
@@ -168,11 +208,8 @@ def reference_hits(
 
 def column_bounds(name: str, rows: int, num_negatives: int) -> tuple[int, int]:
     """The number of columns a call may return."""
-    if name == "in-batch":
-        # Only the N - 1 other positions of the batch are candidates.
-        return min(num_negatives, rows - 1), min(num_negatives, rows - 1)
-    if name in BATCH_COLUMNS:
-        # The in-batch component's random share is capped at N - 1 columns.
+    if caps_columns(name):
+        # K caps the batch's N - 1 other positions (in-batch, or a mixture's in-batch share).
         return min(num_negatives, rows - 1), num_negatives
     return num_negatives, num_negatives
 
@@ -183,10 +220,10 @@ def check_mask(
     """``mask`` is False exactly on accidental hits (hard samplers: at least on them)."""
     hits = reference_hits(out.ids, positives, exclude)
     assert not (out.mask & hits).any()
-    if name in HARD:
+    if needs_scorer(name):
         # Hard samplers also mask duplicates of the pool and slots it could not fill; the valid
         # negatives of a row are distinct.
-        flat_ids = out.ids.reshape(-1, out.ids.shape[-1])
+        flat_ids = out.ids.reshape(positives.numel(), out.ids.shape[-1])
         flat_mask = out.mask.reshape(flat_ids.shape)
         for row_ids, row_mask in zip(flat_ids, flat_mask, strict=True):
             valid = row_ids[row_mask].tolist()
@@ -207,12 +244,19 @@ def assert_same(a: Negatives, b: Negatives) -> None:
 
 
 def test_every_sampler_and_option_is_covered():
-    kinds = {type(FACTORIES[name](0)) for name in FACTORIES}
+    kinds = {type(declared(name)) for name in FACTORIES}
     assert kinds == {
         UniformSampler, UnigramSampler, LogUniformSampler, InBatchSampler, MemoryBankSampler,
-        MixedSampler, HardNegativeSampler,
+        MixedSampler, HardNegativeSampler, IndexHardNegativeSampler,
     }
-    assert len(REDRAW) == 6 and set(FACTORIES) >= HARD and set(FACTORIES) >= BATCH_COLUMNS
+    assert len(REDRAW) == 6 and set(FACTORIES) >= DETERMINISTIC
+    # Every value of every capability is exercised by some sampler.
+    samplers = [declared(name) for name in FACTORIES]
+    assert {s.log_q_kind for s in samplers} == {"per_draw", "inclusion", None}
+    for capability in ("fixed_distribution", "needs_scorer", "batch_based"):
+        assert {getattr(s, capability) for s in samplers} == {True, False}, capability
+    assert {s.draws_from_items() for s in samplers} == {True, False}
+    assert any(is_composite(name) for name in FACTORIES)
 
 
 @pytest.mark.parametrize("shape", [(6,), (4, 3), (1,)])
@@ -231,7 +275,7 @@ def test_shapes_dtypes_device_and_mask(name: str, shape: tuple[int, ...], num_ne
     assert out.mask.dtype == torch.bool
     for tensor in (out.ids, out.mask):
         assert tensor.device == positives.device
-    if name in HARD:
+    if sampler.log_q_kind is None:
         # Chosen by score, not drawn from a known distribution.
         assert out.log_q is None
     else:
@@ -251,16 +295,18 @@ def test_mask_flags_accidental_hits(name: str):
     positives = torch.full((500,), 3, dtype=torch.int64)
     out = draw(sampler, positives, 4)
     hits = out.ids == 3
-    if name in BATCH_BASED:
+    if only_batch_candidates(name):
         # Every candidate (the batch, or the queue it filled) is the positive: all are hits.
         assert hits.all() and not out.mask.any()
-    elif name in REDRAW or name in HARD_INDEX:
-        # Hits are redrawn / never selected while the row has enough other candidates.
+    elif name in REDRAW:
+        # Hits are redrawn while the row has other candidates.
         assert not hits.any() and out.mask.all()
+    elif needs_scorer(name):
+        # Chosen by score among the pool's valid candidates (check_mask: never a hit).
+        assert out.mask.any()
     else:
         assert (~out.mask).any() and out.mask.any()
-        if name not in HARD:
-            assert torch.equal(~out.mask, hits)
+        assert torch.equal(~out.mask, hits)
     check_mask(name, out, positives)
 
 
@@ -270,7 +316,7 @@ def test_int32_positives_are_accepted(name: str):
     out = draw(sampler, positives, 3)
     assert out.ids.dtype == torch.int64
     check_mask(name, out, positives)
-    if name not in HARD:
+    if not needs_scorer(name):
         assert torch.equal(out.mask, out.ids != positives.long().unsqueeze(-1))
 
 
@@ -322,7 +368,7 @@ def test_rank_changes_the_stream(name: str):
         assert torch.equal(draws0, draws1)
     else:
         assert not torch.equal(draws0, draws1)
-    if name not in COMPOSITE:
+    if not is_composite(name):
         # Rank r uses seed + r (composites derive their components' seeds from their own seed,
         # so seed 12 at rank 0 is another stream than seed 11 at rank 1).
         assert torch.equal(draws1, draw(make(name, seed=12), positives, 5).ids)
@@ -352,7 +398,7 @@ def test_checkpoint_round_trip_into_a_fresh_sampler(name: str, through_bytes: bo
         state = saved_and_loaded(state)
     fresh = make(name, seed=999, setup=False)  # never set up, another seed
     fresh.load_state_dict(state)
-    assert fresh.num_items == V
+    assert fresh.vocab_size == V
     # Every saved tensor (tables, queue, index) is restored as it was.
     restored = fresh.state_dict()
     for key, value in used.state_dict().items():
@@ -362,8 +408,8 @@ def test_checkpoint_round_trip_into_a_fresh_sampler(name: str, through_bytes: bo
         assert isinstance(fresh, MemoryBankSampler)
         assert int(used.filled) == BANK_SIZE
         assert torch.equal(fresh.contents(), used.contents())
-    if name in HARD_INDEX:
-        assert isinstance(fresh, HardNegativeSampler)
+    if isinstance(used, IndexHardNegativeSampler):
+        assert isinstance(fresh, IndexHardNegativeSampler)
         assert fresh.index.shape == (V, INDEX_POOL)
         assert torch.equal(fresh.index, used.index) and torch.equal(fresh.age, used.age)
     expected = draw(used, positives, 6)
@@ -407,10 +453,10 @@ def test_exclude_hits_are_masked(name: str, shape: tuple[int, ...]):
     only_excluded = reference_hits(out.ids, positives, exclude) & (
         out.ids != positives.unsqueeze(-1)
     )
-    if name in REDRAW or name in HARD_INDEX:
-        # Every row has enough non-hits: none is drawn (redraw) or selected (index mode).
+    if name in REDRAW:
+        # Every row has enough non-hits: none is drawn.
         assert out.mask.all()
-    elif name not in HARD:
+    elif not needs_scorer(name):
         # The exclude rows did matter: some draws hit them and were masked.
         assert only_excluded.any()
         assert not out.mask[only_excluded].any()
@@ -465,15 +511,13 @@ def test_an_empty_batch_gives_empty_negatives(name: str, width: int | None):
     exclude = None if width is None else torch.zeros((0, width), dtype=torch.int64)
     out = draw(make(name), positives, 3, exclude=exclude)
     columns = out.ids.shape[-1]
-    if name == "in-batch":
-        assert columns == 0  # no other positive
-    elif name in BATCH_COLUMNS:
-        assert 0 <= columns <= 3  # the in-batch share is empty
+    if caps_columns(name):
+        assert 0 <= columns <= 3  # no other positive: in-batch columns are empty
     else:
         assert columns == 3
     assert out.ids.shape == (0, columns) and out.mask.shape == (0, columns)
     assert out.ids.dtype == torch.int64 and out.mask.dtype == torch.bool
-    if name in HARD:
+    if declared(name).log_q_kind is None:
         assert out.log_q is None
     else:
         assert out.log_q is not None and out.log_q.shape == (0, columns)
@@ -540,7 +584,7 @@ def test_setup_accepts_integer_counts_and_lists(name: str):
     a.setup(COUNTS.long())
     b.setup(COUNTS.tolist())  # type: ignore[arg-type]
     positives = positives_of((10,))
-    assert a.num_items == b.num_items == V
+    assert a.vocab_size == b.vocab_size == V
     assert torch.equal(draw(a, positives, 3).ids, draw(b, positives, 3).ids)
 
 
@@ -576,3 +620,130 @@ def test_observe_feeds_the_memory_bank_and_nothing_else(name: str):
                 assert torch.equal(value, before[key]), key
     later = positives_of((16,), seed=9)
     assert_same(draw(observed, later, 4), draw(twin, later, 4))
+
+
+def test_sampler_state_survives_a_save_before_any_draw() -> None:
+    used = UnigramSampler(seed=3)
+    used.setup(torch.arange(1.0, 11.0))
+    used.sample(torch.zeros(5, dtype=torch.long), 2)
+    first = UnigramSampler()
+    first.load_state_dict(used.state_dict())
+    second = UnigramSampler()
+    second.load_state_dict(first.state_dict())  # saved again before drawing
+    positives = torch.zeros(7, dtype=torch.long)
+    assert torch.equal(used.sample(positives, 3).ids, second.sample(positives, 3).ids)
+
+
+def test_sampler_on_another_device_is_a_clear_error() -> None:
+    sampler = UnigramSampler()
+    sampler.setup(torch.ones(4))
+    with pytest.raises(RuntimeError, match=r"tables are on cpu.*\.to\(device\)"):
+        sampler.sample(torch.zeros(3, dtype=torch.long, device="meta"), 2)
+
+
+# ---------------------------------------------------------------------------------- capabilities
+def test_log_q_is_none_exactly_when_log_q_kind_is_none(name: str):
+    sampler = make(name)
+    positives = positives_of((16,))
+    out = draw(sampler, positives, 3)
+    assert sampler.log_q_kind in ("per_draw", "inclusion", None)
+    assert (out.log_q is None) == (sampler.log_q_kind is None)
+    assert (sampler.log_prob(out.ids, positives) is None) == (sampler.log_q_kind is None)
+
+
+def test_only_samplers_that_need_a_scorer_use_one(name: str):
+    positives = positives_of((16,))
+    if needs_scorer(name):
+        for kwargs in ({}, {"anchors": positives}, {"scorer": scorer}):
+            with pytest.raises(ValueError, match="anchors= and scorer="):
+                make(name).sample(positives, 3, **kwargs)  # type: ignore[arg-type]
+    else:  # anchors and scorer are ignored
+        assert_same(make(name, seed=5).sample(positives, 3), draw(make(name, seed=5), positives, 3))
+
+
+def test_only_samplers_that_take_k_as_a_cap_return_fewer_columns(name: str):
+    # One positive: a batch without others. K is then a count for samplers that draw from the
+    # items (a memory bank too), and an unreachable cap for the others.
+    sampler = make(name)
+    out = draw(sampler, torch.tensor([5]), 4)
+    if sampler.draws_from_items():
+        assert out.ids.shape == (1, 4)
+    else:
+        assert out.ids.shape[-1] < 4
+        assert sampler.batch_based  # the cap is the batch's size
+
+
+def test_batch_based_says_where_the_candidates_come_from(name: str):
+    sampler = make(name, seed=2)
+    positives = torch.tensor([3, 5] * 8)
+    outs = [draw(sampler, positives, 4) for _ in range(3)]
+    drawn = set(torch.cat([out.ids[out.mask] for out in outs]).tolist())
+    parts = [leaf.batch_based for leaf in leaves(sampler)]
+    assert sampler.batch_based == any(parts)
+    if all(parts):  # ids absent from the batches cannot be drawn
+        assert drawn <= {3, 5}
+    if not any(parts):  # candidates come from the whole vocabulary
+        assert drawn - {3, 5}
+
+
+def test_fixed_distribution_means_one_log_prob_for_every_row_and_batch(name: str):
+    sampler = make(name, seed=3)
+    positives = positives_of((32,), seed=3)
+    exclude = exclude_of(positives, seed=3)
+    out = draw(sampler, positives, 3, exclude=exclude)  # unique-redraw keeps 3 of 7 items
+    everything = torch.arange(V).expand(32, V)
+    log_prob = sampler.log_prob(out.ids, positives, exclude)
+    table = sampler.log_prob(everything, positives, exclude)
+    others = positives_of((32,), seed=4)
+    draw(sampler, others, 3)  # another batch: a batch-based sampler's distribution moves
+    later = sampler.log_prob(everything, others)
+    if sampler.fixed_distribution:
+        assert out.log_q is not None and log_prob is not None and table is not None
+        torch.testing.assert_close(out.log_q, log_prob)
+        assert torch.equal(table, table[:1].expand_as(table))  # the same for every row...
+        assert later is not None and torch.equal(later, table)  # ...and every batch
+        torch.testing.assert_close(table[0].double().exp().sum(), torch.tensor(1.0).double())
+    else:  # a witness that no one distribution serves
+        witnesses = [
+            log_prob is None or out.log_q is None,
+            out.log_q is not None and log_prob is not None
+            and not torch.allclose(out.log_q, log_prob),
+            table is not None and not torch.equal(table, table[:1].expand_as(table)),
+            table is not None and later is not None and not torch.equal(later[:1], table[:1]),
+        ]
+        assert any(witnesses)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(FACTORIES) if declared(n).fixed_distribution])
+def test_fixed_distribution_draws_follow_exp_log_prob(name: str):
+    sampler = make(name, seed=13)
+    positives = positives_of((4000,), seed=13)
+    out = draw(sampler, positives, 10)  # 40 000 draws, hits included
+    log_prob = sampler.log_prob(torch.arange(V)[None, :], positives[:1])
+    assert log_prob is not None
+    probs = log_prob[0].double().exp().numpy()
+    observed = np.bincount(out.ids.reshape(-1).numpy(), minlength=V).astype(np.float64)
+    support = probs > 0
+    assert observed[~support].sum() == 0
+    expected = probs[support] / probs[support].sum() * observed.sum()
+    assert chisquare(observed[support], expected).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(FACTORIES) if declared(n).log_q_kind == "inclusion"]
+)
+def test_inclusion_log_q_is_the_chance_of_the_id_among_the_rows_draws(name: str):
+    sampler = make(name, seed=8)
+    positives = positives_of((64,), seed=8)
+    out = draw(sampler, positives, 4)
+    assert out.log_q is not None
+    per_draw = sampler.log_prob(out.ids, positives)
+    assert per_draw is not None
+    for row_ids in out.ids.tolist():
+        assert len(set(row_ids)) == 4  # without replacement
+    p, pi = per_draw.double().exp(), out.log_q.double().exp()
+    # pi = 1 - (1 - p)^T: at least p, and one number of tries T >= K for the whole row.
+    assert (pi >= p - 1e-6).all()
+    tries = torch.log1p(-pi) / torch.log1p(-p)
+    assert (tries >= 4 - 1e-3).all()
+    torch.testing.assert_close(tries, tries[:, :1].expand_as(tries), rtol=1e-3, atol=1e-3)

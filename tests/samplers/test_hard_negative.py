@@ -1,4 +1,5 @@
-"""HardNegativeSampler: the best-scoring valid candidates of a pool (pool mode) or an index."""
+"""HardNegativeSampler (a base's pool) and IndexHardNegativeSampler (an index over the
+vocabulary): the best-scoring valid candidates of the pool."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import torch
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    IndexHardNegativeSampler,
     MemoryBankSampler,
     UniformSampler,
     UnigramSampler,
 )
-from nslightning.samplers import hard_negative as hard_module
+from nslightning.samplers import index_hard_negative as index_module
 from nslightning.samplers.base import derived_seed
 from tests.samplers.checkpoints import saved_and_loaded
 
@@ -161,7 +163,7 @@ def softmax_twin(hard: HardNegativeSampler) -> HardNegativeSampler:
     twin = HardNegativeSampler(
         UniformSampler(), pool_size=hard.pool_size, selection="softmax", temperature=1.0, seed=9
     )
-    twin.setup(torch.ones(hard.num_items))
+    twin.setup(torch.ones(hard.vocab_size))
     return twin
 
 
@@ -191,7 +193,7 @@ def test_multi_dim_positives_keep_their_shape():
 
 # ---------------------------------------------------------------------------- selection
 def test_skip_top_skips_exactly_the_best_few():
-    hard = HardNegativeSampler(None, pool_size=10, skip_top=2, refresh_every=1)
+    hard = IndexHardNegativeSampler(pool_size=10, skip_top=2, refresh_every=1)
     hard.setup(torch.ones(20))
     positives = torch.full((3,), 19)
     out = hard.sample(positives, 4, anchors=torch.tensor([0, 5, 7]), scorer=by_id)
@@ -204,9 +206,9 @@ def test_softmax_at_low_temperature_equals_topk():
     v = 25
     table = torch.randperm(v * 6, generator=torch.Generator().manual_seed(0)).view(6, v).float()
     scorer = TableScorer(table)  # distinct integer scores: gaps >= 1
-    topk = HardNegativeSampler(None, pool_size=12, num_anchors=6, refresh_every=1)
-    cold = HardNegativeSampler(
-        None, pool_size=12, num_anchors=6, refresh_every=1, selection="softmax",
+    topk = IndexHardNegativeSampler(pool_size=12, num_anchors=6, refresh_every=1)
+    cold = IndexHardNegativeSampler(
+        pool_size=12, num_anchors=6, refresh_every=1, selection="softmax",
         temperature=0.01, seed=3,
     )
     for sampler in (topk, cold):
@@ -223,8 +225,8 @@ def test_softmax_at_low_temperature_equals_topk():
 
 def test_softmax_at_high_temperature_spreads_over_the_pool():
     v, k, pool_size, calls = 30, 2, 10, 400
-    hot = HardNegativeSampler(
-        None, pool_size=pool_size, selection="softmax", temperature=1e4, seed=1
+    hot = IndexHardNegativeSampler(
+        pool_size=pool_size, selection="softmax", temperature=1e4, seed=1
     )
     hot.setup(torch.ones(v))
     positives, anchors = torch.tensor([29]), torch.tensor([0])
@@ -240,8 +242,8 @@ def test_softmax_at_high_temperature_spreads_over_the_pool():
 
 
 def test_softmax_skip_top_never_selects_the_skipped():
-    hard = HardNegativeSampler(
-        None, pool_size=10, selection="softmax", temperature=100.0, skip_top=3, seed=4
+    hard = IndexHardNegativeSampler(
+        pool_size=10, selection="softmax", temperature=100.0, skip_top=3, seed=4
     )
     hard.setup(torch.ones(20))
     positives, anchors = torch.full((200,), 19), torch.arange(200) % 20
@@ -335,7 +337,7 @@ def test_unknown_selection_raises():
 )
 def test_bad_sizes_raise(kwargs: dict[str, int]):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
-        HardNegativeSampler(None, **kwargs)  # type: ignore[arg-type]
+        IndexHardNegativeSampler(**kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("missing", ["anchors", "scorer", "both"])
@@ -353,7 +355,10 @@ def test_missing_anchors_or_scorer_raises(missing: str):
 
 @pytest.mark.parametrize("base", [True, False])
 def test_scorer_with_the_wrong_shape_raises(base: bool):
-    hard = HardNegativeSampler(UniformSampler() if base else None, pool_size=4)
+    hard = (
+        HardNegativeSampler(UniformSampler(), pool_size=4) if base
+        else IndexHardNegativeSampler(pool_size=4)
+    )
     hard.setup(torch.ones(10))
 
     def flat_scorer(anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -364,19 +369,19 @@ def test_scorer_with_the_wrong_shape_raises(base: bool):
 
 
 def test_index_pool_larger_than_the_vocabulary_raises_at_setup():
-    hard = HardNegativeSampler(None, pool_size=11)
+    hard = IndexHardNegativeSampler(pool_size=11)
     with pytest.raises(ValueError, match="pool_size 11"):
         hard.setup(torch.ones(10))
-    HardNegativeSampler(None, pool_size=10).setup(torch.ones(10))  # exactly V is fine
+    IndexHardNegativeSampler(pool_size=10).setup(torch.ones(10))  # exactly V is fine
 
 
 @pytest.mark.parametrize("never_drawn", [[0, 1], [1, 0, 1], [9, 3]])
 def test_index_pool_larger_than_the_minable_items_raises_at_setup(never_drawn: list[int]):
     # Two of the ten items are never mined: eight are left.
-    hard = HardNegativeSampler(None, pool_size=9, never_drawn=never_drawn)
+    hard = IndexHardNegativeSampler(pool_size=9, never_drawn=never_drawn)
     with pytest.raises(ValueError, match="pool_size 9"):
         hard.setup(torch.ones(10))
-    fits = HardNegativeSampler(None, pool_size=8, never_drawn=never_drawn)
+    fits = IndexHardNegativeSampler(pool_size=8, never_drawn=never_drawn)
     fits.setup(torch.ones(10))
     assert fits.index.shape == (10, 8)
 
@@ -389,12 +394,12 @@ def test_index_pool_larger_than_the_minable_items_raises_at_setup(never_drawn: l
 def test_index_mode_options_with_a_base_raise(kwargs: dict[str, object], match: str):
     with pytest.raises(ValueError, match=match):
         HardNegativeSampler(UniformSampler(), pool_size=4, **kwargs)  # type: ignore[arg-type]
-    HardNegativeSampler(None, pool_size=4, **kwargs)  # type: ignore[arg-type]
+    IndexHardNegativeSampler(pool_size=4, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad", [5, 9, -1])
 def test_index_anchor_out_of_range_raises(bad: int):
-    hard = HardNegativeSampler(None, pool_size=4, num_anchors=5)
+    hard = IndexHardNegativeSampler(pool_size=4, num_anchors=5)
     hard.setup(torch.ones(10))
     with pytest.raises(IndexError, match="num_anchors"):
         hard.sample(torch.tensor([1, 2]), 2, anchors=torch.tensor([0, bad]), scorer=by_id)
@@ -403,7 +408,7 @@ def test_index_anchor_out_of_range_raises(bad: int):
 def test_index_accepts_anchor_ids_beyond_the_vocabulary():
     # num_anchors decouples anchors (e.g. users) from the item vocabulary.
     table = random_table(30, 10, seed=1)
-    hard = HardNegativeSampler(None, pool_size=4, num_anchors=30)
+    hard = IndexHardNegativeSampler(pool_size=4, num_anchors=30)
     hard.setup(torch.ones(10))
     out = hard.sample(torch.tensor([1]), 2, anchors=torch.tensor([25]), scorer=TableScorer(table))
     assert out.ids[0].tolist() == brute_force_best(table[25], torch.arange(10) != 1,
@@ -411,10 +416,27 @@ def test_index_accepts_anchor_ids_beyond_the_vocabulary():
 
 
 # ---------------------------------------------------------------------------- index mode
+@pytest.mark.parametrize("selection", ["topk", "softmax"])
+def test_index_mode_never_selects_a_hit_while_the_pool_has_enough_others(selection: str):
+    # Pools of 7 of the 8 items: the positive and 3 excluded ids leave at least 3 others.
+    v = 8
+    hard = IndexHardNegativeSampler(
+        pool_size=7, selection=selection, temperature=0.5, chunk_size=3, seed=1
+    )
+    hard.setup(torch.ones(v))
+    gen = torch.Generator().manual_seed(5)
+    positives = torch.randint(0, v, (64,), generator=gen)
+    anchors = torch.randint(0, v, (64,), generator=gen)
+    exclude = torch.randint(-1, v, (64, 3), generator=gen)
+    out = hard.sample(positives, 3, anchors=anchors, scorer=embedding_scorer(v), exclude=exclude)
+    hits = (out.ids == positives[:, None]) | (out.ids[..., None] == exclude[:, None, :]).any(-1)
+    assert out.mask.all() and not hits.any()
+
+
 def test_index_mode_topk_is_the_vocabulary_brute_force():
     v, k, num_anchors = 40, 5, 12
     table = random_table(num_anchors, v, seed=7)
-    hard = HardNegativeSampler(None, pool_size=k + 3, num_anchors=num_anchors, refresh_every=1)
+    hard = IndexHardNegativeSampler(pool_size=k + 3, num_anchors=num_anchors, refresh_every=1)
     hard.setup(torch.ones(v))
     gen = torch.Generator().manual_seed(8)
     for _ in range(3):
@@ -436,11 +458,11 @@ def test_chunked_mining_equals_brute_force(
     chunk_size: int, mining_scores: int, monkeypatch: pytest.MonkeyPatch
 ):
     # MINING_SCORES = 1 mines one anchor per block, 22 two anchors (22 // (3 + 8)).
-    monkeypatch.setattr(hard_module, "MINING_SCORES", mining_scores)
+    monkeypatch.setattr(index_module, "MINING_SCORES", mining_scores)
     v, pool_size, num_anchors = 40, 8, 7
     table = random_table(num_anchors, v, seed=chunk_size)
-    hard = HardNegativeSampler(
-        None, pool_size=pool_size, num_anchors=num_anchors, chunk_size=chunk_size
+    hard = IndexHardNegativeSampler(
+        pool_size=pool_size, num_anchors=num_anchors, chunk_size=chunk_size
     )
     hard.setup(torch.ones(v))
     anchors = torch.tensor([6, 0, 3, 3, 1, 5, 2, 4])
@@ -454,15 +476,15 @@ def test_chunked_mining_equals_brute_force(
 def test_mining_with_scorer_mine_equals_brute_force_and_the_plain_scorer(
     chunk_size: int, mining_scores: int, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(hard_module, "MINING_SCORES", mining_scores)
+    monkeypatch.setattr(index_module, "MINING_SCORES", mining_scores)
     v, pool_size, num_anchors = 40, 8, 7
     table = random_table(num_anchors, v, seed=10 + chunk_size)
     anchors = torch.tensor([6, 0, 3, 3, 1, 5, 2, 4])
     positives = torch.zeros(8, dtype=torch.int64)
 
-    def make() -> HardNegativeSampler:
-        hard = HardNegativeSampler(
-            None, pool_size=pool_size, num_anchors=num_anchors, chunk_size=chunk_size
+    def make() -> IndexHardNegativeSampler:
+        hard = IndexHardNegativeSampler(
+            pool_size=pool_size, num_anchors=num_anchors, chunk_size=chunk_size
         )
         hard.setup(torch.ones(v))
         return hard
@@ -491,7 +513,7 @@ def test_a_scorer_without_mine_mines_with_the_plain_call():
     table = random_table(3, 20, seed=5)
     scorer = TableScorer(table)
     assert not hasattr(scorer, "mine")
-    hard = HardNegativeSampler(None, pool_size=4, num_anchors=3, chunk_size=20)
+    hard = IndexHardNegativeSampler(pool_size=4, num_anchors=3, chunk_size=20)
     hard.setup(torch.ones(20))
     hard.sample(torch.tensor([0, 0]), 2, anchors=torch.tensor([1, 2]), scorer=scorer)
     assert scorer.calls == 2  # the vocabulary (one chunk, one block), then the pool
@@ -500,7 +522,7 @@ def test_a_scorer_without_mine_mines_with_the_plain_call():
 
 def test_scorer_mine_with_the_wrong_shape_raises():
     table = random_table(4, 10, seed=2)
-    hard = HardNegativeSampler(None, pool_size=4, num_anchors=4, chunk_size=5)
+    hard = IndexHardNegativeSampler(pool_size=4, num_anchors=4, chunk_size=5)
     hard.setup(torch.ones(10))
     with pytest.raises(ValueError, match=r"scorer\.mine returned shape"):
         hard.sample(torch.tensor([0, 0]), 2, anchors=torch.tensor([1, 3]),
@@ -509,7 +531,7 @@ def test_scorer_mine_with_the_wrong_shape_raises():
 
 def test_never_drawn_ids_are_never_mined():
     never = [0, 1, 2, 7]
-    hard = HardNegativeSampler(None, pool_size=6, never_drawn=never, chunk_size=4)
+    hard = IndexHardNegativeSampler(pool_size=6, never_drawn=never, chunk_size=4)
     hard.setup(torch.ones(20))
     anchors = torch.arange(20)
     out = hard.sample(torch.full((20,), 19), 3, anchors=anchors, scorer=by_id)
@@ -525,7 +547,7 @@ def test_index_entries_are_refreshed_only_when_stale():
     old_top, new_top = (t.topk(pool_size, dim=1).indices.int() for t in (old_table, new_table))
     assert not torch.equal(old_top[0], new_top[0])
     scorer = TableScorer(old_table)
-    hard = HardNegativeSampler(None, pool_size=pool_size, num_anchors=num_anchors,
+    hard = IndexHardNegativeSampler(pool_size=pool_size, num_anchors=num_anchors,
                                refresh_every=3)
     hard.setup(torch.ones(v))
     assert hard.age.tolist() == [-1] * num_anchors and int(hard.calls) == 0
@@ -559,7 +581,7 @@ def test_index_entries_are_refreshed_only_when_stale():
 def test_index_mode_scores_the_vocabulary_only_when_mining():
     table = random_table(3, 30, seed=2)
     scorer = TableScorer(table)
-    hard = HardNegativeSampler(None, pool_size=4, num_anchors=3, chunk_size=10, refresh_every=5)
+    hard = IndexHardNegativeSampler(pool_size=4, num_anchors=3, chunk_size=10, refresh_every=5)
     hard.setup(torch.ones(30))
     hard.sample(torch.tensor([0, 0]), 2, anchors=torch.tensor([1, 2]), scorer=scorer)
     assert scorer.calls == 3 + 1  # three chunks of the vocabulary (one block), then the pool
@@ -568,7 +590,7 @@ def test_index_mode_scores_the_vocabulary_only_when_mining():
 
 
 def test_setup_resets_the_index():
-    hard = HardNegativeSampler(None, pool_size=4, refresh_every=10)
+    hard = IndexHardNegativeSampler(pool_size=4, refresh_every=10)
     hard.setup(torch.ones(12))
     hard.sample(torch.tensor([0]), 2, anchors=torch.tensor([3]), scorer=by_id)
     assert int(hard.calls) == 1 and int(hard.age[3]) == 1
@@ -582,9 +604,9 @@ def test_index_checkpoint_round_trip(through_bytes: bool):
     v, num_anchors = 25, 6
     table = random_table(num_anchors, v, seed=4)
 
-    def make() -> HardNegativeSampler:
-        return HardNegativeSampler(
-            None, pool_size=8, num_anchors=num_anchors, refresh_every=2, selection="softmax",
+    def make() -> IndexHardNegativeSampler:
+        return IndexHardNegativeSampler(
+            pool_size=8, num_anchors=num_anchors, refresh_every=2, selection="softmax",
             temperature=0.5, seed=6,
         )
 
@@ -607,7 +629,7 @@ def test_index_checkpoint_round_trip(through_bytes: bool):
     assert torch.equal(fresh.index, original.index) and fresh.index.dtype == torch.int32
     assert torch.equal(fresh.age, original.age)
     assert int(fresh.calls) == int(original.calls) == 3
-    assert fresh.num_items == v
+    assert fresh.vocab_size == v
     table = table.flip(1)  # a changed model: stale entries are mined again on both
     for _ in range(4):
         positives, anchors = batch()
@@ -636,8 +658,11 @@ def test_pool_mode_checkpoint_round_trip_continues_identically():
 @pytest.mark.parametrize("selection", ["topk", "softmax"])
 @pytest.mark.parametrize("width", [0, 3])
 def test_an_empty_batch_gives_empty_negatives(mode: str, selection: str, width: int):
-    base = UniformSampler() if mode == "pool" else None
-    hard = HardNegativeSampler(base, pool_size=6, selection=selection, skip_top=1)
+    hard = (
+        HardNegativeSampler(UniformSampler(), pool_size=6, selection=selection, skip_top=1)
+        if mode == "pool"
+        else IndexHardNegativeSampler(pool_size=6, selection=selection, skip_top=1)
+    )
     hard.setup(torch.ones(10))
     empty = torch.zeros(0, dtype=torch.int64)
     out = hard.sample(empty, 3, anchors=empty, scorer=by_id,

@@ -52,7 +52,8 @@ def valid_counts(flat: list[int], row: int, never: set[int]) -> Counter[int]:
 # ---------------------------------------------------------------------------- shape
 @pytest.mark.parametrize(
     ("n", "k", "columns"),
-    [(1, 1, 0), (1, 7, 0), (2, 1, 1), (2, 5, 1), (5, 3, 3), (5, 4, 4), (5, 9, 4), (12, 1, 1)],
+    [(0, 3, 0), (1, 1, 0), (1, 7, 0), (2, 1, 1), (2, 5, 1), (5, 3, 3), (5, 4, 4), (5, 9, 4),
+     (12, 1, 1)],
 )
 def test_column_count_is_min_of_k_and_n_minus_one(n: int, k: int, columns: int):
     sampler = make()

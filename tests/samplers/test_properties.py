@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -39,6 +40,7 @@ from hypothesis import strategies as st
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    IndexHardNegativeSampler,
     LogUniformSampler,
     MemoryBankSampler,
     MixedSampler,
@@ -559,18 +561,22 @@ def test_hard_negative_sampler_honours_the_contract(data: st.DataObject) -> None
     rows = 3 if mode == "pool-in-batch" else 12
     positives, exclude = data.draw(batches(size, max_rows=rows), label="batch")
 
-    def make() -> HardNegativeSampler:
-        base: NegativeSampler | None = None
-        if mode == "pool-uniform":
-            base = UniformSampler()
-        elif mode == "pool-unigram":
-            base = UnigramSampler(power=0.75)
-        elif mode == "pool-in-batch":
-            base = InBatchSampler()
-        sampler = HardNegativeSampler(
-            base, pool_size=pool_size, selection=selection, temperature=0.5,
-            skip_top=skip_top, never_drawn=never_drawn or None, chunk_size=5, seed=seed,
-        )
+    def make() -> HardNegativeSampler | IndexHardNegativeSampler:
+        sampler: HardNegativeSampler | IndexHardNegativeSampler
+        if mode == "index":
+            sampler = IndexHardNegativeSampler(
+                pool_size=pool_size, selection=selection, temperature=0.5, skip_top=skip_top,
+                chunk_size=5, never_drawn=never_drawn or None, seed=seed,
+            )
+        else:
+            bases: dict[str, Callable[[], NegativeSampler]] = {
+                "pool-uniform": UniformSampler, "pool-in-batch": InBatchSampler,
+                "pool-unigram": lambda: UnigramSampler(power=0.75),
+            }
+            sampler = HardNegativeSampler(
+                bases[mode](), pool_size=pool_size, selection=selection, temperature=0.5,
+                skip_top=skip_top, seed=seed,
+            )
         sampler.setup(torch.tensor(counts))
         return sampler
 
@@ -596,6 +602,7 @@ def test_hard_negative_sampler_honours_the_contract(data: st.DataObject) -> None
         if mode == "index" and selection == "topk" and skip_top == 0 and valid:
             # Top-k: no usable candidate of the anchor's pool scores above a chosen one.
             anchor = positive  # the tests' anchors are the positives
+            assert isinstance(sampler, IndexHardNegativeSampler)
             pool = sampler.index[anchor].tolist()
             scores = (emb[anchor] * emb).sum(-1).float()
             hit_ids = row_hits(positive, exclude_row)

@@ -332,7 +332,7 @@ def test_log_uniform_closed_form_boundaries(num_items: int, monkeypatch: pytest.
         return u[:num].clone()
 
     sampler = LogUniformSampler()
-    sampler.num_items = num_items  # all the closed form reads (setup at V = 10^7 is slow)
+    sampler.vocab_size = num_items  # all the closed form reads (setup at V = 10^7 is slow)
     monkeypatch.setattr(torch, "rand", fixed_rand)
     ids = sampler._closed_form_draw(4, torch.Generator())
     assert ids[0].item() == 0

@@ -15,10 +15,12 @@ from torch import Tensor
 
 from nslightning.callbacks import Word2VecExport
 from nslightning.data import PairDataModule
-from nslightning.losses import ContrastiveLoss, InfoNCELoss, WeightedContrastiveLoss
+from nslightning.deprecation import NSLightningDeprecationWarning
+from nslightning.losses import InfoNCELoss, NegativeSamplingLoss, WeightedContrastiveLoss
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    IndexHardNegativeSampler,
     MemoryBankSampler,
     MixedSampler,
     NegativeSampler,
@@ -28,18 +30,7 @@ from nslightning.samplers import (
 from nslightning.samplers.base import Draw, DrawRequest
 from nslightning.tasks import ContrastiveTask
 from nslightning.tasks.contrastive import PairStep
-
-
-def write_groups(path: Path, num_groups: int = 4, anchors: int = 6, items: int = 8) -> Path:
-    """Anchors linked to 3 items of their own group (seeded): a relation with structure."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for group in range(num_groups):
-        for a in range(anchors):
-            for item in rng.choice(items, size=3, replace=False):
-                lines.append(f"user{group}_{a}\titem{group}_{item}\t{1 + a % 2}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from tests.corpora import write_groups
 
 
 def trainer(tmp_path: Path, epochs: int = 1, **options: object) -> pl.Trainer:
@@ -51,17 +42,26 @@ def trainer(tmp_path: Path, epochs: int = 1, **options: object) -> pl.Trainer:
     return pl.Trainer(**{**defaults, **options})  # type: ignore[arg-type]
 
 
-class RecordingLoss(ContrastiveLoss):
+class RecordingLoss(NegativeSamplingLoss):
     """Wraps a loss and keeps what the task passed it."""
 
-    def __init__(self, inner: ContrastiveLoss) -> None:
+    def __init__(self, inner: NegativeSamplingLoss) -> None:
         super().__init__()
         self.inner = inner
         self.calls: list[dict[str, Tensor | None]] = []
 
-    def forward(self, pos_scores, neg_scores, neg_mask=None, log_q=None, weights=None):  # type: ignore[no-untyped-def]
+    @property
+    def uses_log_q(self) -> bool:
+        return self.inner.uses_log_q
+
+    def forward(  # type: ignore[no-untyped-def]
+        self, pos_scores, neg_scores, *, neg_mask=None, log_q=None, weights=None, pos_log_q=None
+    ):
         self.calls.append({"neg_mask": neg_mask, "weights": weights, "log_q": log_q})
-        return self.inner(pos_scores, neg_scores, neg_mask, log_q, weights)
+        return self.inner(
+            pos_scores, neg_scores, neg_mask=neg_mask, log_q=log_q, weights=weights,
+            pos_log_q=pos_log_q,
+        )
 
 
 class KnownPositiveSampler(NegativeSampler):
@@ -129,13 +129,14 @@ def test_the_task_moves_its_own_copy_of_the_known_positives(
     assert task.known.keys.device.type == "meta"
 
 
-def test_filter_known_off_lets_known_positives_through(
+def test_accidental_hits_positive_lets_known_positives_through(
     groups: PairDataModule, tmp_path: Path
 ) -> None:
     sampler = KnownPositiveSampler(known_items(groups))
     loss = RecordingLoss(WeightedContrastiveLoss())
     task = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
-                           sampler=sampler, loss=loss, filter_known=False, diagnostics_every=0)
+                           sampler=sampler, loss=loss, accidental_hits="positive",
+                           diagnostics_every=0)
     trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(task, groups)
     assert sampler.requests[0].exclude is None
     # the only masked slots left are the sampler's own hits (the row's positive item)
@@ -172,7 +173,7 @@ def test_hard_negatives_never_select_known_positives(groups: PairDataModule) -> 
         lambda: MemoryBankSampler(size=64),
         lambda: MixedSampler([InBatchSampler(), UniformSampler()], shares=[0.5, 0.5]),
         lambda: HardNegativeSampler(base=UniformSampler(), pool_size=12),
-        lambda: HardNegativeSampler(pool_size=12, refresh_every=2, num_anchors=24),
+        lambda: IndexHardNegativeSampler(pool_size=12, refresh_every=2, num_anchors=24),
     ],
     ids=["uniform", "unigram_unique_redraw", "in_batch", "memory_bank", "mixed", "hard_pool",
          "hard_index"],
@@ -355,3 +356,13 @@ def test_in_batch_negatives_may_outnumber_the_items(groups: PairDataModule, tmp_
                            sampler=InBatchSampler(all_others=True), diagnostics_every=0)
     trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(task, groups)
     assert torch.isfinite(task.embeddings.item_table.weight).all()
+
+
+def test_filter_known_is_the_deprecated_spelling_of_accidental_hits() -> None:
+    with pytest.warns(NSLightningDeprecationWarning, match="accidental_hits='positive'"):
+        task = ContrastiveTask(20, filter_known=False)
+    assert task.accidental_hits == "positive"
+    with pytest.warns(NSLightningDeprecationWarning, match="accidental_hits='known'"):
+        assert ContrastiveTask(20, filter_known=True).accidental_hits == "known"
+    with pytest.raises(ValueError, match="supports accidental_hits positive or known"):
+        ContrastiveTask(20, accidental_hits="keep")

@@ -17,8 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from nslightning.data import PairDataModule, SkipGramDataModule
 from nslightning.tasks import ContrastiveTask, LanguageModelTask, SkipGramTask
 from nslightning.tasks.finite_guard import FiniteGuard, NonFiniteLossError
-from tests.tasks.test_contrastive_task import write_groups
-from tests.tasks.test_lm_task import data_for, pattern_text
+from tests.corpora import data_for, pattern_text, write_groups
 
 MESSAGE = re.compile(
     r"(?P<name>\S+) is (?P<kind>nan|inf|-inf) at step (?P<step>\d+) \(epoch (?P<epoch>\d+), "
@@ -139,7 +138,7 @@ def test_language_model_stops_at_the_step_whose_loss_is_nan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = data_for(pattern_text(tmp_path / "text.txt"))
-    task = LanguageModelTask(vocab_size=data.vocab_size, embedding_dim=8, hidden_size=8,
+    task = LanguageModelTask(vocab_size=data.vocab_size, dim=8, hidden_size=8,
                              num_layers=1, dropout=0.0, num_negatives=3, lr=0.01)
     forward = task.output.forward
     calls = []

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from nslightning.data import LanguageModelDataModule
+from nslightning.deprecation import NSLightningDeprecationWarning
 from nslightning.samplers import InBatchSampler, UniformSampler
 from nslightning.tasks import LanguageModelTask
-
-
-def pattern_text(path: Path, lines: int = 60, seed: int = 0, words: str = "abcdefghij") -> Path:
-    """Lines that repeat one of a few fixed sequences, with some noise words (seeded)."""
-    rng = np.random.default_rng(seed)
-    patterns = [list(words[i:] + words[:i]) for i in range(0, len(words), 3)]
-    text = []
-    for _ in range(lines):
-        pattern = patterns[rng.integers(len(patterns))]
-        tokens = [w if rng.random() > 0.05 else words[rng.integers(len(words))] for w in pattern]
-        text.append(" ".join(tokens * 2))
-    path.write_text("\n".join(text) + "\n", encoding="utf-8")
-    return path
+from tests.corpora import data_for, pattern_text
 
 
 def trainer(**options) -> pl.Trainer:
@@ -38,14 +25,8 @@ def trainer(**options) -> pl.Trainer:
     return pl.Trainer(**settings)
 
 
-def data_for(path: Path, **options) -> LanguageModelDataModule:
-    settings = dict(corpus=str(path), min_count=1, batch_size=4, eval_batch_size=2, bptt=6)
-    settings.update(options)
-    return LanguageModelDataModule(**settings)
-
-
 def task_for(data: LanguageModelDataModule, **options) -> LanguageModelTask:
-    settings = dict(embedding_dim=16, hidden_size=16, num_layers=1, dropout=0.0,
+    settings = dict(dim=16, hidden_size=16, num_layers=1, dropout=0.0,
                     num_negatives=3, lr=0.01)
     settings.update(options)
     return LanguageModelTask(vocab_size=data.vocab_size, **settings)
@@ -248,7 +229,7 @@ def test_checkpoint_with_another_vocabulary_is_refused(tmp_path):
 
 def test_model_and_data_of_different_sizes_are_refused(tmp_path):
     data = data_for(pattern_text(tmp_path / "text.txt"))
-    task = LanguageModelTask(vocab_size=data.vocab_size + 5, embedding_dim=8, hidden_size=8,
+    task = LanguageModelTask(vocab_size=data.vocab_size + 5, dim=8, hidden_size=8,
                              num_negatives=3)
     with pytest.raises(ValueError, match="size mismatch"):
         trainer(max_steps=1).fit(task, datamodule=data)
@@ -263,3 +244,17 @@ def test_the_loss_of_full_is_the_cross_entropy_of_the_batch(tmp_path):
     flat = features.reshape(-1, features.shape[-1])
     expected = F.cross_entropy(task.model.logits(flat), window.targets.reshape(-1))
     torch.testing.assert_close(task.output(task.model, flat, window.targets.reshape(-1)), expected)
+
+
+def test_embedding_dim_and_remove_accidental_hits_are_deprecated_spellings() -> None:
+    settings = dict(hidden_size=8, num_layers=1, num_negatives=4)
+    with pytest.warns(NSLightningDeprecationWarning, match="use dim") as record:
+        task = LanguageModelTask(50, embedding_dim=8, **settings)
+    assert task.model.embedding.weight.shape == (50, 8)
+    assert record[0].filename == __file__  # the warning points at the caller's line
+    with pytest.warns(NSLightningDeprecationWarning, match="accidental_hits='keep'") as record:
+        task = LanguageModelTask(50, dim=8, output="nce", remove_accidental_hits=False, **settings)
+    assert task.output.accidental_hits == "keep" and record[0].filename == __file__
+    with pytest.warns(NSLightningDeprecationWarning, match="accidental_hits='positive'"):
+        task = LanguageModelTask(50, dim=8, output="nce", remove_accidental_hits=True, **settings)
+    assert task.output.accidental_hits == "positive"

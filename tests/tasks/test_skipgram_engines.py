@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from nslightning.data import SkipGramDataModule
+from nslightning.losses import InfoNCELoss, SGNSLoss
 from nslightning.optim import SparseSGD
 from nslightning.samplers import UnigramSampler
 from nslightning.tasks import SkipGramTask
@@ -73,7 +74,9 @@ def test_fused_task_trains_every_chunk_as_the_reference_does(
 ) -> None:
     logged = LoggedLoss()
     task, trainer, recorder = fused_run(
-        topic_corpus_file, callbacks=[logged], exclude_window=exclude_window, lam=lam
+        topic_corpus_file, callbacks=[logged],
+        accidental_hits="known" if exclude_window else "positive",
+        loss=SGNSLoss(lam=lam, reduction="sum"),
     )
     chunks = recorder.chunks
     per_epoch = trainer.num_training_batches
@@ -157,11 +160,13 @@ def test_engine_choice() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"engine": "warp"}, "engine must be one of auto, fused, autograd"),
-     ({"lam": -0.5}, r"lam \(λ\) must be >= 0"), ({"threads": 0}, "threads must be >= 1"),
+     ({"loss": "negative λ"}, r"lam \(λ\) must be >= 0"), ({"threads": 0}, "threads must be >= 1"),
      ({"sync_every": 0}, "sync_every must be >= 1")],
 )
 def test_bad_engine_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
+        if kwargs.get("loss") == "negative λ":
+            kwargs = {"loss": SGNSLoss(lam=-0.5)}
         SkipGramTask(10, **kwargs)
 
 
@@ -185,15 +190,32 @@ def test_auto_falls_back_to_autograd_where_the_fused_engine_cannot_train(
     trainer.fit(task, data)
     assert task.engine_in_use == "autograd" and trainer.global_step == 3
     # and what stops the fused engine, reason by reason
-    sgd = SparseSGD(task.parameters())
-    assert fused_obstacle(sgd, torch.float32, "32-true") is None
-    assert fused_obstacle(sgd, torch.float32, "bf16-mixed") is None
-    assert "gradient scaler" in fused_obstacle(sgd, torch.float32, "16-mixed")
-    assert "float32" in fused_obstacle(sgd, torch.float64, "64-true")
+    sgd, sgns = SparseSGD(task.parameters()), SGNSLoss(lam=0.5, reduction="sum")
+    assert fused_obstacle(sgd, torch.float32, "32-true", sgns) is None
+    assert fused_obstacle(sgd, torch.float32, "bf16-mixed", sgns) is None
+    assert "gradient scaler" in fused_obstacle(sgd, torch.float32, "16-mixed", sgns)
+    assert "float32" in fused_obstacle(sgd, torch.float64, "64-true", sgns)
     assert "Adam would be ignored" in fused_obstacle(torch.optim.Adam(task.parameters()),
-                                                     torch.float32, "32-true")
+                                                     torch.float32, "32-true", sgns)
     momentum = torch.optim.SGD(task.parameters(), lr=0.1, momentum=0.9)
-    assert fused_obstacle(momentum, torch.float32, "32-true") is not None
+    assert fused_obstacle(momentum, torch.float32, "32-true", sgns) is not None
+    assert "InfoNCELoss has no fused form" in fused_obstacle(
+        sgd, torch.float32, "32-true", InfoNCELoss()
+    )
+
+
+def test_a_loss_without_a_fused_form_trains_with_autograd(topic_corpus_file: Path) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1, batch_size=700)
+    task = SkipGramTask(data.vocab_size, dim=4, loss=InfoNCELoss(), diagnostics_every=0)
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, data)
+    assert task.engine_in_use == "autograd" and trainer.global_step == 2
+    explicit = SkipGramTask(data.vocab_size, dim=4, loss=InfoNCELoss(), engine="fused")
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match=r"InfoNCELoss has no fused form.*engine autograd"):
+        trainer.fit(explicit, data)
 
 
 def test_fused_engine_sums_the_loss_on_the_steps_lightning_writes(

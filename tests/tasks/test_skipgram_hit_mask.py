@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from nslightning.data.windows import SkipGramBatch
+from nslightning.losses import SGNSLoss
 from nslightning.samplers.base import Draw, DrawRequest, NegativeSampler
 from nslightning.tasks import SkipGramTask
 from tests.kernels.reference import reference_sgns_chunk
@@ -59,8 +60,9 @@ def kept(exclude_window: bool) -> torch.Tensor:
 def train_one_step(engine: str, exclude_window: bool, lam: float) -> tuple[SkipGramTask, dict]:
     torch.manual_seed(0)
     task = SkipGramTask(VOCAB, dim=DIM, num_negatives=5, sampler=ScriptedSampler(), lr=LR,
-                        min_lr=LR, engine=engine, threads=1, exclude_window=exclude_window,
-                        lam=lam, diagnostics_every=0)
+                        min_lr=LR, engine=engine, threads=1,
+                        accidental_hits="known" if exclude_window else "positive",
+                        loss=SGNSLoss(lam=lam, reduction="sum"), diagnostics_every=0)
     task.sampler.setup(torch.ones(VOCAB))
     with torch.no_grad():
         task.embeddings.output.weight.normal_(0, 0.5)  # word2vec starts it at 0: no gradient

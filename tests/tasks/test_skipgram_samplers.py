@@ -17,6 +17,7 @@ from nslightning.models import WindowScorer
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    IndexHardNegativeSampler,
     LogUniformSampler,
     MemoryBankSampler,
     MixedSampler,
@@ -35,7 +36,7 @@ SAMPLERS = {
     "memory_bank": lambda: MemoryBankSampler(size=256, seed=1),
     "mixed": lambda: MixedSampler([InBatchSampler(), UnigramSampler()], [0.4, 0.6], seed=1),
     "hard_pool": lambda: HardNegativeSampler(UniformSampler(), pool_size=12, skip_top=1, seed=1),
-    "hard_index": lambda: HardNegativeSampler(pool_size=8, refresh_every=5, seed=1),
+    "hard_index": lambda: IndexHardNegativeSampler(pool_size=8, refresh_every=5, seed=1),
     "unique_redraw": lambda: UnigramSampler(unique=True, redraw=True, seed=1),
 }
 
@@ -171,7 +172,7 @@ class Recording(UnigramSampler):
 
 def test_task_passes_centers_as_anchors_and_a_window_scorer(topic_corpus_file: Path) -> None:
     sampler = Recording()
-    task, data = make(topic_corpus_file, sampler, exclude_window=True)
+    task, data = make(topic_corpus_file, sampler, accidental_hits="known")
     trainer(max_steps=3).fit(task, data)
     request = sampler.requests[-1]
     assert request.anchors is not None and torch.equal(request.anchors, request.positives)
@@ -195,9 +196,9 @@ def test_task_passes_centers_as_anchors_and_a_window_scorer(topic_corpus_file: P
     assert torch.equal(request.exclude, contexts.masked_fill(~mask, -1))
 
 
-def test_exclude_window_masks_every_word_of_the_window(topic_corpus_file: Path) -> None:
+def test_accidental_hits_known_masks_every_word_of_the_window(topic_corpus_file: Path) -> None:
     sampler = Recording()
-    task, data = make(topic_corpus_file, sampler, exclude_window=True, num_negatives=20)
+    task, data = make(topic_corpus_file, sampler, accidental_hits="known", num_negatives=20)
     trainer(max_steps=4).fit(task, data)
     found_window_hit = False
     for request, result in zip(sampler.requests, sampler.results, strict=True):
@@ -209,7 +210,7 @@ def test_exclude_window_masks_every_word_of_the_window(topic_corpus_file: Path) 
     assert found_window_hit  # with 32 words and K=20 some negatives fall in the window
 
 
-def test_without_exclude_window_only_the_center_is_a_hit(topic_corpus_file: Path) -> None:
+def test_accidental_hits_positive_masks_only_the_center(topic_corpus_file: Path) -> None:
     sampler = Recording()
     task, data = make(topic_corpus_file, sampler)
     trainer(max_steps=2).fit(task, data)

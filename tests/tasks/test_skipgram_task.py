@@ -10,7 +10,9 @@ import torch
 
 from nslightning.callbacks import WordVectorEvaluation
 from nslightning.cli import build_cli
-from nslightning.data import SkipGramDataModule
+from nslightning.data import SkipGramDataModule, Vocabulary
+from nslightning.deprecation import NSLightningDeprecationWarning
+from nslightning.losses import InfoNCELoss, SGNSLoss
 from nslightning.optim import SparseSGD
 from nslightning.samplers import (
     HardNegativeSampler,
@@ -21,7 +23,8 @@ from nslightning.samplers import (
     UnigramSampler,
 )
 from nslightning.tasks import SkipGramTask
-from tests.conftest import TOPICS
+from tests.cli_args import tiny_args
+from tests.corpora import TOPICS
 
 
 def fit(
@@ -95,7 +98,8 @@ def test_one_update_is_word2vec_sgd(lam: float) -> None:
     """A task update equals SGD on the SGNS loss, computed here with plain autograd."""
     torch.manual_seed(0)
     vocab, dim = 30, 8
-    task = SkipGramTask(vocab, dim=dim, num_negatives=3, sampler=UniformSampler(seed=4), lam=lam)
+    task = SkipGramTask(vocab, dim=dim, num_negatives=3, sampler=UniformSampler(seed=4),
+                        loss=SGNSLoss(lam=lam, reduction="sum"))
     task.sampler.setup(torch.ones(vocab))
     with torch.no_grad():
         task.embeddings.output.weight.normal_()
@@ -150,7 +154,7 @@ def test_checkpoint_round_trip(topic_corpus_file: Path, tmp_path: Path) -> None:
     loaded = SkipGramTask.load_from_checkpoint(tmp_path / "last.ckpt", sampler=UnigramSampler())
     assert torch.equal(loaded.word_vectors(), task.word_vectors())
     assert torch.equal(loaded.sampler.accept, task.sampler.accept)
-    assert loaded.sampler.num_items == data.vocab_size
+    assert loaded.sampler.vocab_size == data.vocab_size
 
 
 @pytest.mark.parametrize(("max_repeats", "stable"), [(32.0, True), (None, False)])
@@ -197,8 +201,6 @@ def test_samplers_that_draw_from_the_batch_may_ask_for_more(make_sampler) -> Non
 
 
 def test_the_cli_user_sees_the_refusal(topic_corpus_file: Path) -> None:
-    from tests.test_cli import tiny_args
-
     with pytest.raises(ValueError, match="num_negatives=40 >= vocabulary size 32"):
         build_cli([*tiny_args(topic_corpus_file), "--model.num_negatives", "40"], run=False)
 
@@ -258,3 +260,70 @@ def test_every_metrics_row_is_on_the_trainers_step_scale(
         assert update % 3 == 0
     # evaluated once, when training ended (in the second epoch), after the last batch
     assert [int(row["step"]) for row in rows if row.get("val/ws353")] == [batches]
+
+
+def test_non_skipgram_batch_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="SkipGramDataModule"):
+        SkipGramTask(10, dim=4).training_step({"tokens": torch.zeros(3)}, 0)  # type: ignore[arg-type]
+
+
+def test_checkpoint_with_another_vocabulary_of_the_same_size_is_refused(
+    topic_corpus_file: Path, tmp_path: Path
+) -> None:
+    data = SkipGramDataModule(str(topic_corpus_file), min_count=1)
+    task = SkipGramTask(data.vocab_size, dim=4)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, data)
+    trainer.save_checkpoint(tmp_path / "a.ckpt")
+    vocabulary = data.vocabulary
+    Vocabulary(list(reversed(vocabulary.tokens)), vocabulary.counts.flip(0).tolist()).save(
+        tmp_path / "reversed.tsv"
+    )
+    other = SkipGramDataModule(
+        str(topic_corpus_file), vocabulary_path=str(tmp_path / "reversed.tsv")
+    )
+    again = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                       enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match="another vocabulary"):
+        again.fit(SkipGramTask(data.vocab_size, dim=4), other, ckpt_path=tmp_path / "a.ckpt")
+    assert vocabulary.fingerprint() != Vocabulary.load(tmp_path / "reversed.tsv").fingerprint()
+
+
+def test_lam_and_exclude_window_are_deprecated_spellings() -> None:
+    with pytest.warns(NSLightningDeprecationWarning, match=r"use --model.loss.lam"):
+        task = SkipGramTask(30, lam=0.4)
+    assert isinstance(task.loss, SGNSLoss) and task.loss.lam == 0.4
+    assert task.loss.reduction == "sum"
+    with pytest.warns(NSLightningDeprecationWarning):  # a config's SGNSLoss takes the old λ
+        task = SkipGramTask(30, lam=0.2, loss=SGNSLoss(lam=1.0, reduction="mean"))
+    assert (task.loss.lam, task.loss.reduction) == (0.2, "mean")
+    with pytest.warns(NSLightningDeprecationWarning, match="accidental_hits='known'") as record:
+        assert SkipGramTask(30, exclude_window=True).accidental_hits == "known"
+    assert record[0].filename == __file__  # the warning points at the caller's line
+    with pytest.warns(NSLightningDeprecationWarning), pytest.raises(ValueError, match="InfoNCE"):
+        SkipGramTask(30, lam=0.4, loss=InfoNCELoss())
+    with pytest.raises(ValueError, match="supports accidental_hits positive or known"):
+        SkipGramTask(30, accidental_hits="keep")
+
+
+def test_a_mean_loss_is_scaled_to_the_sum_over_pairs() -> None:
+    """word2vec's learning rate is per pair: a loss with reduction 'mean' is multiplied by the
+    number of pairs, so that SGNSLoss(reduction='mean') gives the sum's loss and gradients."""
+    centers, contexts = torch.randint(0, 30, (6,)), torch.randint(0, 30, (6, 4))
+    mask = torch.rand(6, 4) < 0.7
+    results = {}
+    for reduction in ("sum", "mean"):
+        torch.manual_seed(0)
+        task = SkipGramTask(30, dim=8, num_negatives=3, sampler=UniformSampler(seed=4),
+                            loss=SGNSLoss(lam=0.5, reduction=reduction))
+        task.sampler.setup(torch.ones(30))
+        with torch.no_grad():
+            task.embeddings.output.weight.normal_()
+        loss_sum, pairs = task.update_loss(centers, contexts, mask)
+        loss_sum.backward()
+        grad = task.embeddings.output.weight.grad.to_dense()
+        results[reduction] = (loss_sum.detach(), pairs, grad)
+    assert results["sum"][1] == results["mean"][1] == mask.sum()
+    torch.testing.assert_close(results["mean"][0], results["sum"][0])
+    torch.testing.assert_close(results["mean"][2], results["sum"][2])
