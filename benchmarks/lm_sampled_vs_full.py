@@ -99,7 +99,7 @@ def test_ppl_plus_log_kq(
     so adding ``log(K q_w)`` to every score recovers ``log p(w | c)`` up to normalisation: the
     shift NCE's logits build in.
     """
-    sampler = task.output.sampler
+    sampler = task.sampler
     assert isinstance(sampler, TableSampler)
     shift = sampler.probabilities().log() + math.log(task.output.num_negatives)
     with torch.no_grad():

@@ -78,6 +78,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
         [*CONTRASTIVE, "--model.loss", "configs/losses/debiased.yaml", "--model.score",
          "cosine", "--model.sampler", "configs/samplers/mixed.yaml"],
     ),
+    "lm_full": ([*LM_OLD, "--model.output", "full"], [*LM, "--model.output", "full"]),
     "lm_sampled_softmax": (LM_OLD, LM),
     "lm_nce": ([*LM_OLD, "--model.output", "nce"], [*LM, "--model.output", "nce"]),
     "lm_negative_sampling_per_token": (

@@ -34,11 +34,18 @@ class NegativeSamplingData(Protocol):
 
 
 def missing_members(datamodule: Any) -> list[str]:
-    """The members of :class:`NegativeSamplingData` that ``datamodule``'s class lacks.
+    """The members of :class:`NegativeSamplingData` that ``datamodule`` lacks.
 
-    Read from the class, so that no property (which may read a corpus) is evaluated.
+    Read from the class and the instance's own attributes, so that no property (which may read
+    a corpus) is evaluated.
     """
-    return [name for name in MEMBERS if not hasattr(type(datamodule), name)]
+    return [name for name in MEMBERS if not has_member(datamodule, name)]
+
+
+def has_member(datamodule: Any, name: str) -> bool:
+    """Whether ``datamodule`` defines ``name`` on its class or sets it on itself, without
+    evaluating a property."""
+    return hasattr(type(datamodule), name) or name in getattr(datamodule, "__dict__", {})
 
 
 def task_data(trainer: Any, task: str, required: bool = True) -> NegativeSamplingData | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from typing import ClassVar, get_args
+from typing import Any, ClassVar, get_args
 
 from torch import Tensor, nn
 
@@ -51,7 +52,9 @@ class NegativeSamplingLoss(nn.Module, ABC):
       fixed noise distribution and need ``pos_log_q`` (NCE), so in-batch or mined negatives
       do not fit it.
     - ``keeps_accidental_hits`` (class attribute, ``False``): the loss's derivation keeps
-      negatives equal to the positive (NCE), so the task should not mask them.
+      negatives equal to the positive (NCE). It is the default of a task whose
+      ``accidental_hits`` can be ``keep`` (the language model); skip-gram and the contrastive
+      task always mask the positive, as their ``accidental_hits`` say.
 
     ``reduce_total`` is set by the task under DDP (the mean over ranks of a local normalizer),
     so that the means divide by the global batch's totals; ``None`` in one process.
@@ -60,6 +63,23 @@ class NegativeSamplingLoss(nn.Module, ABC):
     fused_form: ClassVar[str | None] = None
     needs_fixed_distribution: ClassVar[bool] = False
     keeps_accidental_hits: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuses, where the class is written, a ``forward`` of the old contrastive-loss
+        contract (``forward(pos_scores, neg_scores, neg_mask, log_q, weights)``): the tasks call
+        every loss with the keyword arguments above, ``pos_log_q`` included."""
+        super().__init_subclass__(**kwargs)
+        parameters = inspect.signature(cls.forward).parameters.values()
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters) or {
+            "neg_mask", "log_q", "weights", "pos_log_q"
+        } <= {p.name for p in parameters}
+        if not takes_all:
+            raise TypeError(
+                f"{cls.__name__}.forward must take (pos_scores, neg_scores, *, neg_mask=None, "
+                "log_q=None, weights=None, pos_log_q=None), the NegativeSamplingLoss contract "
+                "(the 0.1 ContrastiveLoss had no pos_log_q); a loss that reads log_q also "
+                "declares uses_log_q = True."
+            )
 
     def __init__(self, reduction: ScalarReduction = "mean") -> None:
         super().__init__()

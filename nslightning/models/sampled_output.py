@@ -71,6 +71,12 @@ class SampledOutput(nn.Module):
         super().__init__()
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, int):
             raise TypeError(f"num_negatives must be an int, got {num_negatives!r}.")
+        if not isinstance(shared_negatives, bool):  # SampledOutput(loss, K, sampler) before 0.2
+            raise TypeError(
+                f"shared_negatives must be a bool, got {type(shared_negatives).__name__}; the "
+                "sampler is no longer an argument of SampledOutput: pass it to the call, "
+                "output(model, features, targets, sampler)."
+            )
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}; use K >= 1.")
         self.loss = output_loss(loss) if isinstance(loss, str) else loss
@@ -152,6 +158,7 @@ class SampledOutput(nn.Module):
             return torch.nn.functional.cross_entropy(model.logits(features), targets)
         if sampler is None:
             raise ValueError(f"{type(self.loss).__name__} needs a sampler for its candidates.")
+        self.check_sampler(sampler)  # attribute reads: a few microseconds
         keep = self.accidental_hits == "keep"
         if self.shared_negatives:
             drawn = sampler.sample(targets[:1], self.num_negatives)

@@ -206,6 +206,29 @@ class NegativeSamplingTask(pl.LightningModule):
             return None, None
         return correction_inputs(self.sampler, negatives, positives)
 
+    def advance_loss(self, loss: NegativeSamplingLoss | None = None) -> None:
+        """Tells the loss the optimizer step (``global_step``), for scheduled hyperparameters
+        such as ``WeightedContrastiveLoss(lam=LinearWarmup(...))``; call it before each update.
+
+        Args:
+            loss: the loss (the task's own when ``None``).
+        """
+        loss = self.loss if loss is None else loss
+        if loss is not None:
+            loss.set_step(self.global_step)
+
+    def log_loss_values(self, loss: NegativeSamplingLoss | None = None, **options: Any) -> None:
+        """Logs the loss's scheduled hyperparameters as ``train/<name>`` (``train/lam``).
+
+        Args:
+            loss: the loss (the task's own when ``None``).
+            options: passed to ``self.log`` (``batch_size``).
+        """
+        loss = self.loss if loss is None else loss
+        if loss is not None:
+            for name, value in loss.logged_values().items():
+                self.log(f"train/{name}", value, **options)
+
     def backward_scale(self, loss: NegativeSamplingLoss | None = None) -> int:
         """What a loss with ``reduction="sum"`` is multiplied by before DDP averages the
         gradients (the world size, so that they are the sum over every rank's pairs); 1 for a

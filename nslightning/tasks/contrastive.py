@@ -10,7 +10,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from nslightning.data.contract import NegativeSamplingData
+from nslightning.data.contract import NegativeSamplingData, has_member
 from nslightning.data.known_positives import KnownPositives
 from nslightning.distributed import SparseTables, mean_over_ranks
 from nslightning.losses.base import NegativeSamplingLoss
@@ -232,7 +232,7 @@ class ContrastiveTask(NegativeSamplingTask):
             mask = mask & (negatives.ids != anchors.unsqueeze(1))
         candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
         scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
-        self.loss.set_step(self.global_step)
+        self.advance_loss()
         log_q, pos_log_q = self.loss_log_q(negatives, items)
         loss = self.loss(
             scores[:, 0], scores[:, 1:], neg_mask=mask, log_q=log_q, weights=weights,
@@ -244,8 +244,7 @@ class ContrastiveTask(NegativeSamplingTask):
         step = self.batch_loss(batch)
         self.finite_guard.check(self, "train/loss", step.loss, batch_idx)
         self.log("train/loss", step.loss, prog_bar=True, sync_dist=True)
-        for name, value in self.loss.logged_values().items():
-            self.log(f"train/{name}", value)
+        self.log_loss_values()
         self.log("train/masked_share", 1.0 - step.negatives.mask.float().mean())
         if self.diagnose_now():
             self.log_negatives(
@@ -287,7 +286,7 @@ def pair_data(data: NegativeSamplingData) -> PairData:
     """``data`` as :class:`PairData`, or a ``RuntimeError`` naming what it lacks."""
     missing = [
         name for name in ("num_anchors", "train_known", "shared_vocabulary")
-        if not hasattr(type(data), name) and name not in vars(data)
+        if not has_member(data, name)
     ]
     if missing:
         raise RuntimeError(

@@ -106,7 +106,7 @@ class LanguageModelTask(NegativeSamplingTask):
         if output is not None and loss is not None:
             raise ValueError(
                 f"give output (a shorthand) or loss (a loss object), not both: output={output!r} "
-                f"and loss={type(loss).__name__}."
+                f"and loss={type(loss).__name__}; drop one (--model.output null keeps the loss)."
             )
         if output is not None:
             loss = output_loss(output)
@@ -164,7 +164,9 @@ class LanguageModelTask(NegativeSamplingTask):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
         for key in [key for key in state if key.startswith(OLD_SAMPLER_PREFIX)]:
-            state["sampler." + key[len(OLD_SAMPLER_PREFIX):]] = state.pop(key)
+            value = state.pop(key)
+            if self.sampler is not None:  # a full softmax had an unused sampler before 0.2
+                state["sampler." + key[len(OLD_SAMPLER_PREFIX):]] = value
         saved_hidden = checkpoint.get(TRAIN_HIDDEN_KEY)
         self._hidden["train"] = None if saved_hidden is None else (saved_hidden[0], saved_hidden[1])
         saved = checkpoint.get("state_dict", {}).get("model.output_bias")
@@ -208,9 +210,11 @@ class LanguageModelTask(NegativeSamplingTask):
     # --------------------------------------------------------------- training
     def training_step(self, batch: TokenWindow, batch_idx: int) -> Tensor:
         features, targets = self._features(batch, "train")
+        self.advance_loss(self.output.loss)
         loss = self.output(self.model, features, targets, self.sampler)
         self.finite_guard.check(self, "train/loss", loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        self.log_loss_values(self.output.loss)
         return loss * self.backward_scale(self.output.loss)
 
     # --------------------------------------------------------------- evaluation

@@ -151,7 +151,9 @@ class SkipGramTask(NegativeSamplingTask):
             raise ValueError(f"threads must be >= 1 or None (torch's thread count), got {threads}.")
         resolve_engine(engine, torch.device("cpu"))  # rejects unknown names now
         if lam is not None:  # the λ of the SGNS loss, which is now a loss object
-            warn_renamed("SkipGramTask", "lam", "--model.loss.lam (SGNSLoss's lam)")
+            warn_renamed(  # it replaces the λ of a loss given too (a config's SGNSLoss)
+                "SkipGramTask", "lam", "--model.loss.lam (SGNSLoss's lam, which lam replaces)"
+            )
             if loss is not None and not isinstance(loss, SGNSLoss):
                 raise ValueError(
                     f"lam is SGNSLoss's λ, and the loss is {type(loss).__name__}: set the "
@@ -341,6 +343,7 @@ class SkipGramTask(NegativeSamplingTask):
             self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=rows)
         self.log("train/lr", lr, batch_size=rows)
         self.log("train/pairs", num_pairs, sync_dist=True, reduce_fx="sum", batch_size=rows)
+        self.log_loss_values(batch_size=rows)
 
     def fused_step(
         self, batch: SkipGramBatch, batch_idx: int, with_loss: bool = True
@@ -360,6 +363,7 @@ class SkipGramTask(NegativeSamplingTask):
         syn0, syn1 = self.embeddings.input.weight, self.embeddings.output.weight
         lr_start = self.learning_rate(batch_idx)
         lr_end = self.learning_rate(batch_idx + 1, steps_ahead=1)
+        self.advance_loss()
         lam = self.fused_lam()
         with torch.no_grad():
             negatives = self.draw_negatives(centers, contexts, mask)
@@ -431,6 +435,7 @@ class SkipGramTask(NegativeSamplingTask):
             lr = self.learning_rate(batch_idx + min(position, 1.0))
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            self.advance_loss()  # global_step counts updates here
             if number < len(updates):
                 diagnose = self.diagnose_now()
                 loss_sum, num_pairs = self.update_loss(*updates[number], diagnose=diagnose)

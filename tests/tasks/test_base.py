@@ -13,16 +13,28 @@ import torch
 from torch import Tensor
 
 from nslightning.cli import build_cli
-from nslightning.data import PairDataModule
-from nslightning.losses import InfoNCELoss, NCELoss, NegativeSamplingLoss, SampledSoftmaxLoss
+from nslightning.data import LanguageModelDataModule, PairDataModule, SkipGramDataModule
+from nslightning.data.contract import missing_members
+from nslightning.losses import (
+    InfoNCELoss,
+    LinearWarmup,
+    NCELoss,
+    NegativeSamplingLoss,
+    SampledSoftmaxLoss,
+    WeightedContrastiveLoss,
+)
+from nslightning.models import LSTMLanguageModel, SampledOutput
 from nslightning.samplers import (
     HardNegativeSampler,
     InBatchSampler,
+    LogUniformSampler,
     UniformSampler,
     UnigramSampler,
 )
 from nslightning.tasks import ContrastiveTask, LanguageModelTask, SkipGramTask
 from tests.corpora import write_groups
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Recording(NegativeSamplingLoss):
@@ -191,3 +203,95 @@ def test_the_tasks_shared_arguments_have_help_before_a_task_is_chosen(capsys) ->
         build_cli(["fit", "--model.sampler.help", "UnigramSampler"])
     assert stopped.value.code == 0
     assert "--sampler.power" in capsys.readouterr().out
+
+
+class ScheduledLoss(WeightedContrastiveLoss):
+    """The λ-weighted loss with λ warming up over 4 steps, recording the λ of every call."""
+
+    def __init__(self) -> None:
+        super().__init__(lam=LinearWarmup(end=1.0, steps=4))
+        self.seen: list[float] = []
+
+    def forward(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.seen.append(self.lam)
+        return super().forward(*args, **kwargs)
+
+
+def test_a_scheduled_loss_follows_the_steps_in_every_task(tmp_path: Path) -> None:
+    """Skip-gram (autograd: one step per update) and the language model advance the loss's
+    schedule as the contrastive task does, and log it as train/lam."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the cat sat on the mat", "a dog ran to the log"] * 60))
+    skipgram_data = SkipGramDataModule(str(corpus), min_count=1, window=2, sample=None,
+                                       batch_size=200)
+    skipgram = SkipGramTask(skipgram_data.vocab_size, dim=4, num_negatives=2, loss=ScheduledLoss(),
+                            update_size=64, diagnostics_every=0)
+    trainer = fit(skipgram, skipgram_data, steps=6)
+    assert skipgram.engine_in_use == "autograd"
+    seen = skipgram.loss.seen  # one update per step; a batch may end past max_steps
+    assert len(seen) >= 6 and seen == [min(update / 4, 1.0) for update in range(len(seen))]
+    assert float(trainer.callback_metrics["train/lam"]) == 1.0
+    lm_data = LanguageModelDataModule(str(corpus), min_count=1, batch_size=2, bptt=4)
+    lm_data.setup("fit")
+    lm = LanguageModelTask(lm_data.vocab_size, dim=4, hidden_size=4, num_layers=1,
+                           num_negatives=3, loss=ScheduledLoss(), shared_negatives=True)
+    trainer = fit(lm, lm_data, steps=3)
+    assert lm.output.loss.seen == [0.0, 0.25, 0.5]
+    assert float(trainer.callback_metrics["train/lam"]) == 0.5
+
+
+def test_full_softmax_checkpoints_from_before_the_base_still_load() -> None:
+    """Before 0.2 a full-softmax model still held an (unused) log-uniform sampler."""
+    model = LanguageModelTask(30, dim=8, hidden_size=8, num_layers=1, output="full")
+    unused = LogUniformSampler()
+    unused.setup(torch.arange(30.0, 0.0, -1.0))
+    old = {**model.state_dict(),
+           **{f"output.sampler.{key}": value for key, value in unused.state_dict().items()}}
+    fresh = LanguageModelTask(30, dim=8, hidden_size=8, num_layers=1, output="full")
+    checkpoint = {"state_dict": old}
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])  # strict: nothing left over
+    torch.testing.assert_close(fresh.model.output_bias, model.model.output_bias)
+
+
+def test_the_output_layer_used_alone_checks_its_sampler_and_old_calls() -> None:
+    model = LSTMLanguageModel(20, dim=4, hidden_size=4, num_layers=1)
+    features, targets = torch.randn(6, 4), torch.randint(0, 20, (6,))
+    in_batch = InBatchSampler()
+    in_batch.setup(torch.ones(20))
+    with pytest.raises(ValueError, match="shared_negatives false"):  # no silent zero loss
+        SampledOutput("sampled_softmax", 3)(model, features, targets, in_batch)
+    with pytest.raises(TypeError, match=r"pass it to the call, output\(model, features"):
+        SampledOutput("sampled_softmax", 3, UniformSampler())  # type: ignore[arg-type]
+
+
+def test_a_datamodule_may_set_the_contract_on_itself() -> None:
+    class OwnAttributes(pl.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vocab_size, self.counts = 10, torch.ones(10)
+
+        def vocabularies(self) -> dict:
+            return {}
+
+    assert missing_members(OwnAttributes()) == []
+    assert missing_members(CountsOnly()) == ["vocab_size", "vocabularies"]
+
+
+def test_a_loss_of_the_old_contract_is_refused_where_it_is_written() -> None:
+    with pytest.raises(TypeError, match=r"forward must take .*pos_log_q"):
+        class Old(NegativeSamplingLoss):  # the 0.1 ContrastiveLoss signature
+            def forward(self, pos_scores, neg_scores, neg_mask=None, log_q=None, weights=None):
+                return pos_scores.sum()
+
+
+def test_the_language_model_config_takes_a_loss_object_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the cat sat on the mat", "a dog ran to the log"] * 60))
+    cli = build_cli(["-c", str(ROOT / "configs" / "lm.yaml"), "--model.loss", "NCELoss",
+                     "--model.num_negatives", "4", "--data.corpus", str(corpus),
+                     "--trainer.logger", "false"], run=False)
+    assert isinstance(cli.model.output.loss, NCELoss)
+    assert cli.model.output.accidental_hits == "keep"
