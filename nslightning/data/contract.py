@@ -33,13 +33,14 @@ class NegativeSamplingData(Protocol):
         ...
 
 
-def missing_members(datamodule: Any) -> list[str]:
-    """The members of :class:`NegativeSamplingData` that ``datamodule`` lacks.
+def missing_members(datamodule: Any, members: tuple[str, ...] = MEMBERS) -> list[str]:
+    """The ``members`` (those of :class:`NegativeSamplingData` by default) that ``datamodule``
+    lacks.
 
     Read from the class and the instance's own attributes, so that no property (which may read
     a corpus) is evaluated.
     """
-    return [name for name in MEMBERS if not has_member(datamodule, name)]
+    return [name for name in members if not has_member(datamodule, name)]
 
 
 def has_member(datamodule: Any, name: str) -> bool:

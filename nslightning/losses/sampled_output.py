@@ -10,7 +10,6 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from nslightning.losses._checks import ScalarReduction
 from nslightning.losses.base import NegativeSamplingLoss
 from nslightning.losses.functional.sampled_output import nce_loss, sampled_softmax_loss
 
@@ -42,9 +41,6 @@ class SampledSoftmaxLoss(NegativeSamplingLoss):
     """
 
     uses_log_q: ClassVar[bool] = True
-
-    def __init__(self, reduction: ScalarReduction = "mean") -> None:
-        super().__init__(reduction)
 
     def forward(
         self,
@@ -89,9 +85,6 @@ class NCELoss(NegativeSamplingLoss):
     uses_log_q: ClassVar[bool] = True
     needs_fixed_distribution: ClassVar[bool] = True
     keeps_accidental_hits: ClassVar[bool] = True
-
-    def __init__(self, reduction: ScalarReduction = "mean") -> None:
-        super().__init__(reduction)
 
     def forward(
         self,

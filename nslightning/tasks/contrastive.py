@@ -10,7 +10,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from nslightning.data.contract import NegativeSamplingData, has_member
+from nslightning.data.contract import NegativeSamplingData, missing_members
 from nslightning.data.known_positives import KnownPositives
 from nslightning.distributed import SparseTables, mean_over_ranks
 from nslightning.losses.base import NegativeSamplingLoss
@@ -284,10 +284,7 @@ class ContrastiveTask(NegativeSamplingTask):
 
 def pair_data(data: NegativeSamplingData) -> PairData:
     """``data`` as :class:`PairData`, or a ``RuntimeError`` naming what it lacks."""
-    missing = [
-        name for name in ("num_anchors", "train_known", "shared_vocabulary")
-        if not has_member(data, name)
-    ]
+    missing = missing_members(data, ("num_anchors", "train_known", "shared_vocabulary"))
     if missing:
         raise RuntimeError(
             "ContrastiveTask needs a DataModule with anchors and known positives "
