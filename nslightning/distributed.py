@@ -97,6 +97,20 @@ def gather_ids(ids: Tensor) -> tuple[Tensor, int]:
     return torch.cat(parts), rank() * flat.numel()
 
 
+def gather_with_gradients(vectors: Tensor) -> Tensor:
+    """Every rank's ``vectors (N, D)``, concatenated in rank order ``(world_size * N, D)``,
+    with gradients: the backward sends each rank the sum over ranks of the gradients of its
+    own rows. With DDP's gradient mean this gives the gradients of one process holding the
+    whole batch, for vectors that come out of a model (a table's rows are rebuilt from
+    gathered ids instead, :func:`gather_ids`). ``vectors`` itself in one process.
+    """
+    if world_size() == 1:
+        return vectors
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(vectors.contiguous()))
+
+
 def max_over_ranks(value: int, device: torch.device) -> int:
     """The largest ``value`` any rank passed (a collective: every rank must call it)."""
     if world_size() == 1:

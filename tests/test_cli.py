@@ -236,6 +236,25 @@ def test_contrastive_config_trains_on_the_lee_relation(
     assert len(documents) == 350 and "lee:49" in documents and documents.vector_size == 8
 
 
+def test_inductive_config_encodes_held_out_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = contrastive_args("contrastive_inductive.yaml")
+    initial = build_cli(args, run=False).model.embeddings.anchor_encoder.bag.weight.clone()
+    cli = build_cli(["fit", *args])
+    assert cli.datamodule.num_anchors == 300  # the 50 judged documents are not trained on
+    assert "lee:0" not in cli.datamodule.anchor_vocabulary
+    encoder = cli.model.embeddings.anchor_encoder
+    assert type(encoder).__name__ == "BagOfFeatures"
+    assert not torch.equal(encoder.bag.weight.detach(), initial)  # the encoder trained
+    metrics = next((tmp_path / "outputs/inductive/logs").glob("version_*/metrics.csv"))
+    with open(metrics, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    pearson = [float(row["val/lee_pearson"]) for row in rows if row.get("val/lee_pearson")]
+    assert len(pearson) == 1 and 0.0 < pearson[0] <= 1.0  # 3 steps already correlate
+
+
 def test_pairs_config_trains_on_a_user_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -271,6 +271,40 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tied competitors count fully against the target",
         ("tests/metrics/test_ranking.py",),
     ),
+    # ---------------------------------------------------------------- encoders and geometry
+    Mutation(
+        "encoder-vectors-gathered-without-gradients", "nslightning/distributed.py",
+        "    return torch.cat(all_gather(vectors.contiguous()))",
+        "    return torch.cat(all_gather(vectors.detach().contiguous()))",
+        "the other ranks' losses no longer train the encoder of a rank's in-batch vectors",
+        (DDP + "::test_contrastive_bag_encoders_gather_vectors_under_ddp_equal_one_process",),
+    ),
+    Mutation(
+        "in-batch-vectors-misplaced", "nslightning/tasks/contrastive.py",
+        "pool[negatives.positions]", "pool[negatives.positions.flip(-1)]",
+        "reused in-batch vectors do not belong to the negatives' ids",
+        ("tests/tasks/test_contrastive_encoders.py",),
+    ),
+    Mutation(
+        "calibration-not-applied", "nslightning/tasks/contrastive.py",
+        "        logits = self.calibration(scores) if self.calibration is not None else scores\n",
+        "        logits = scores\n",
+        "the calibration is built and logged but the loss gets the raw distances",
+        ("tests/tasks/test_score_calibration.py",),
+    ),
+    Mutation(
+        "burn-in-one-epoch-short", "nslightning/tasks/contrastive.py",
+        "factor if epoch < burn_in else 1.0", "factor if epoch < burn_in - 1 else 1.0",
+        "the burn-in ends an epoch early",
+        ("tests/tasks/test_hyperbolic_task.py",),
+    ),
+    Mutation(
+        "hyperbolic-distance-not-doubled", "nslightning/models/scores.py",
+        "torch.log1p(2 * half_chord * (half_chord",
+        "torch.log1p(1 * half_chord * (half_chord",
+        "d = 2 asinh(z) loses its factor: not the hyperbolic distance",
+        ("tests/models/test_scores.py",),
+    ),
     # ---------------------------------------------------------------- runs and outputs
     Mutation(
         "word2vec-header-swapped", "nslightning/callbacks/word2vec_format.py",

@@ -45,9 +45,13 @@ def lee_correlations(vectors: Tensor, judgments: np.ndarray) -> dict[str, float]
 class LeeDocumentSimilarity(pl.Callback):
     """Logs ``val/lee_pearson`` and ``val/lee_spearman`` after each validation.
 
-    For anchors that are documents of the built-in ``lee-doc-words`` relation (PV-DBOW: document
-    -> word pairs): the cosine similarity of the anchor vectors of ``lee:0`` ... ``lee:49``
-    against the mean human judgments. Lee et al. (2005) report r = 0.60 for LSA.
+    The cosine similarity of the vectors of documents ``lee:0`` ... ``lee:49`` against the mean
+    human judgments (Lee et al. 2005 report r = 0.60 for LSA). Transductive: the documents are
+    anchors of the built-in ``lee-doc-words`` relation (PV-DBOW: document -> word pairs), and
+    their vectors are rows of the anchor table. Inductive: they are held out of the relation
+    (``lee-background-doc-words``) and the anchor encoder encodes them from features it was
+    never trained on (``BagOfFeatures`` over ``lee-doc-bags``,
+    ``configs/contrastive_inductive.yaml``).
     """
 
     def __init__(self) -> None:
@@ -68,10 +72,16 @@ class LeeDocumentSimilarity(pl.Callback):
         datamodule = getattr(trainer, "datamodule", None)
         anchors = getattr(datamodule, "anchor_vocabulary", None)
         names = [f"lee:{i}" for i in range(len(self.judgments))]
-        if anchors is None or not all(name in anchors for name in names):
-            raise RuntimeError(
-                "LeeDocumentSimilarity needs the anchors lee:0 ... lee:49 of the built-in "
-                "relation: train on --data.path lee-doc-words, or drop this callback."
-            )
-        table = pl_module.embedding_tables()["anchors"]
-        return table[torch.tensor([anchors[name] for name in names])]
+        if anchors is not None and all(name in anchors for name in names):
+            table = pl_module.embedding_tables()["anchors"]
+            return table[torch.tensor([anchors[name] for name in names])]
+        model: Any = getattr(pl_module, "embeddings", None)
+        if callable(getattr(model, "encode_anchor_names", None)) and model.can_encode_names():
+            # held out of the relation: the anchor encoder encodes them from their features
+            return model.encode_anchor_names(names).float().cpu()
+        raise RuntimeError(
+            "LeeDocumentSimilarity needs the documents lee:0 ... lee:49: as anchors of the "
+            "built-in relation (--data.path lee-doc-words), or held out and encoded by an "
+            "anchor encoder that knows them (BagOfFeatures with path lee-doc-bags); or drop "
+            "this callback."
+        )

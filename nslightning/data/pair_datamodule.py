@@ -122,7 +122,8 @@ class PairDataModule(PositionedDataModule):
     other known positives (training and validation) do not count as errors.
 
     Args:
-        path: the pair file, or ``lee-doc-words`` / ``gensim-hypernyms``.
+        path: the pair file, or a built-in relation: ``lee-doc-words``,
+            ``lee-background-doc-words`` or ``gensim-hypernyms``.
         delimiter: column separator; ``,`` for ``.csv`` files, a tab otherwise.
         header: skip the first line (column names).
         shared_vocabulary: anchors and items are one id space (a hierarchy, entity links);

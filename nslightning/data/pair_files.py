@@ -6,6 +6,10 @@ Built-in relations, made from files that gensim ships (offline):
   documents (``bg:0`` ...) and the 50 documents with human similarity judgments (``lee:0`` ...
   ``lee:49``); words lower-cased by ``gensim.utils.simple_preprocess``, stop words removed,
   weight = the word's count in the document (a PV-DBOW training set).
+- ``lee-background-doc-words``: the same pairs for the 300 background documents only; the 50
+  judged documents are held out entirely (no pair), e.g. to encode them inductively from their
+  words (``BagOfFeatures`` over the side data ``lee-doc-bags``) and compare the encodings with
+  the human judgments.
 - ``gensim-hypernyms``: the 95 WordNet mammal (hyponym, hypernym) pairs of gensim's Poincaré
   tests (19 of them self-pairs).
 """
@@ -23,12 +27,13 @@ from nslightning.data.corpus import read_lines
 from nslightning.data.pair_table import PairTable, PairTableBuilder
 
 LEE_DOC_WORDS = "lee-doc-words"
+LEE_BACKGROUND_DOC_WORDS = "lee-background-doc-words"
 GENSIM_HYPERNYMS = "gensim-hypernyms"
 
 
 def builtin_relations() -> tuple[str, ...]:
     """Names accepted in place of a pair file."""
-    return (LEE_DOC_WORDS, GENSIM_HYPERNYMS)
+    return (LEE_DOC_WORDS, LEE_BACKGROUND_DOC_WORDS, GENSIM_HYPERNYMS)
 
 
 def read_pairs(
@@ -57,6 +62,8 @@ def read_pairs(
     text = os.fspath(source)
     if text == LEE_DOC_WORDS:
         return lee_document_words()
+    if text == LEE_BACKGROUND_DOC_WORDS:
+        return lee_document_words(judged=False)
     if text == GENSIM_HYPERNYMS:
         from gensim.test.utils import datapath
 
@@ -135,18 +142,36 @@ def _name(delimiter: str) -> str:
     return "<TAB>" if delimiter == "\t" else delimiter
 
 
-def lee_document_words() -> PairTable:
-    """Document -> word pairs of gensim's Lee corpus, weighted by counts (see the module)."""
+def lee_documents(judged: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """Yields ``(name, words)`` for each document of gensim's Lee corpus, in file order.
+
+    The 300 background documents are ``bg:0`` ... ``bg:299``, then (with ``judged``) the 50
+    documents with human similarity judgments ``lee:0`` ... ``lee:49``. Words are those of
+    ``gensim.utils.simple_preprocess`` (lower-cased tokens) minus gensim's stop words, every
+    occurrence in reading order. The one tokenisation of the Lee built-ins (the relations here
+    and the side data ``lee-doc-bags`` of :mod:`nslightning.data.feature_bags`).
+    """
     from gensim.parsing.preprocessing import STOPWORDS
     from gensim.test.utils import datapath
     from gensim.utils import simple_preprocess
 
-    pairs = PairTableBuilder()
-    for prefix, name in (("bg", "lee_background.cor"), ("lee", "lee.cor")):
+    files = (("bg", "lee_background.cor"), ("lee", "lee.cor"))
+    for prefix, name in files if judged else files[:1]:
         # The Lee files are Latin-1 (one byte is not valid UTF-8).
         text = Path(datapath(name)).read_bytes().decode("latin-1")
         for number, line in enumerate(text.splitlines()):
-            words = Counter(w for w in simple_preprocess(line) if w not in STOPWORDS)
-            for word, count in sorted(words.items()):
-                pairs.add(f"{prefix}:{number}", word, float(count))
+            yield f"{prefix}:{number}", [w for w in simple_preprocess(line) if w not in STOPWORDS]
+
+
+def lee_document_words(judged: bool = True) -> PairTable:
+    """Document -> word pairs of gensim's Lee corpus, weighted by counts (see the module).
+
+    Args:
+        judged: include the 50 judged documents ``lee:*`` (``lee-doc-words``); without them,
+            the 300 background documents only (``lee-background-doc-words``).
+    """
+    pairs = PairTableBuilder()
+    for document, words in lee_documents(judged):
+        for word, count in sorted(Counter(words).items()):
+            pairs.add(document, word, float(count))
     return pairs.build()

@@ -55,6 +55,10 @@ class NegativeSamplingLoss(nn.Module, ABC):
       negatives equal to the positive (NCE). It is the default of a task whose
       ``accidental_hits`` can be ``keep`` (the language model); skip-gram and the contrastive
       task always mask the positive, as their ``accidental_hits`` say.
+    - ``pointwise`` (class attribute, ``False``): the loss reads each score as log-odds on its
+      own, so a constant added to every score changes it (a softmax over the row does not
+      see it). With a distance score the contrastive task then calibrates the scores by
+      default (:class:`~nslightning.models.ScoreCalibration`).
 
     ``reduce_total`` is set by the task under DDP (the mean over ranks of a local normalizer),
     so that the means divide by the global batch's totals; ``None`` in one process.
@@ -63,6 +67,7 @@ class NegativeSamplingLoss(nn.Module, ABC):
     fused_form: ClassVar[str | None] = None
     needs_fixed_distribution: ClassVar[bool] = False
     keeps_accidental_hits: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuses, where the class is written, a ``forward`` of the old contrastive-loss

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -43,6 +43,8 @@ class WeightedContrastiveLoss(NegativeSamplingLoss):
         - weights: ``(*)`` (broadcastable) or ``None``
         - output: scalar
     """
+
+    pointwise: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -85,6 +85,7 @@ class NCELoss(NegativeSamplingLoss):
     uses_log_q: ClassVar[bool] = True
     needs_fixed_distribution: ClassVar[bool] = True
     keeps_accidental_hits: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = True
 
     def forward(
         self,

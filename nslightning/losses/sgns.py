@@ -32,6 +32,7 @@ class SGNSLoss(NegativeSamplingLoss):
     """
 
     fused_form: ClassVar[str | None] = "sgns"
+    pointwise: ClassVar[bool] = True
 
     def __init__(self, lam: float = 1.0, reduction: ScalarReduction = "mean") -> None:
         if isinstance(lam, str):

@@ -47,11 +47,16 @@ class Negatives:
         mask: ``(*, K)`` bool, ``False`` where the draw must not count as a negative: an
             accidental hit (it equals the positive or one of the excluded ids of its row), or an
             empty slot of a batch-based sampler that had fewer candidates than ``K``.
+        positions: ``(*, K)`` long, for negatives taken from the batch's positives: where each
+            one sits among them (the flattened positives, across ranks the gathered global
+            batch in rank order), so that a task can reuse the positives' encoded vectors;
+            ``None`` for other samplers.
     """
 
     ids: Tensor
     log_q: Tensor | None
     mask: Tensor
+    positions: Tensor | None = None
 
 
 class Draw(NamedTuple):
@@ -61,11 +66,14 @@ class Draw(NamedTuple):
         ids: ``(*, K')`` long.
         log_q: ``(*, K')`` float or ``None``.
         valid: ``(*, K')`` bool, ``False`` for empty slots, or ``None`` when every slot is a draw.
+        positions: ``(*, K')`` long positions among the batch's positives, or ``None`` (see
+            :class:`Negatives`).
     """
 
     ids: Tensor
     log_q: Tensor | None
     valid: Tensor | None = None
+    positions: Tensor | None = None
 
 
 @dataclass
@@ -316,11 +324,11 @@ class NegativeSampler(nn.Module, ABC):
 
     def draw(self, request: DrawRequest) -> Negatives:
         """Draws for a validated request (composites call this on their components)."""
-        ids, log_q, valid = self._draw(request)
+        ids, log_q, valid, positions = self._draw(request)
         mask = ~hit_mask(ids, request.positives, request.exclude)
         if valid is not None:
             mask &= valid
-        return Negatives(ids=ids, log_q=log_q, mask=mask)
+        return Negatives(ids=ids, log_q=log_q, mask=mask, positions=positions)
 
     def observe(self, positives: Tensor) -> None:
         """Sees a batch without drawing for it (a mixture component given no columns).

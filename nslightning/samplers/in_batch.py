@@ -119,7 +119,7 @@ class InBatchSampler(NegativeSampler):
         valid = drawable[positions]
         log_q = self._row_log_frequency(ids, rows, pool, drawable)
         shape = (*positives.shape, columns)
-        return Draw(ids.view(shape), log_q.view(shape), valid.view(shape))
+        return Draw(ids.view(shape), log_q.view(shape), valid.view(shape), positions.view(shape))
 
     def _choose(
         self,

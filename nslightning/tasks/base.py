@@ -265,7 +265,13 @@ class NegativeSamplingTask(pl.LightningModule):
 
     # --------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> Optimizer:
-        optimizer = self.optimizer_factory(self.parameters())
+        factory: Any = self.optimizer_factory
+        try:  # lr given at construction: geoopt's optimizers have no default for it
+            optimizer = factory(self.parameters(), lr=self.lr)
+        except TypeError as error:  # a factory of params only
+            if "unexpected keyword argument 'lr'" not in str(error):
+                raise
+            optimizer = factory(self.parameters())
         self.check_optimizer(optimizer)
         for group in optimizer.param_groups:
             group["lr"] = self.lr

@@ -5,18 +5,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
 
 from nslightning.data.contract import NegativeSamplingData, missing_members
 from nslightning.data.known_positives import KnownPositives
-from nslightning.distributed import SparseTables, mean_over_ranks
+from nslightning.distributed import SparseTables, gather_with_gradients, mean_over_ranks
 from nslightning.losses.base import NegativeSamplingLoss
 from nslightning.losses.contrastive import WeightedContrastiveLoss
 from nslightning.metrics.ranking import FilteredRanking
-from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer, Score
+from nslightning.models.pair_embeddings import PairEmbeddings, PairScorer
+from nslightning.models.score_calibration import ScoreCalibration
+from nslightning.models.scores import HYPERBOLIC_SCORES, ScoreName
 from nslightning.samplers.base import Negatives, NegativeSampler
 from nslightning.samplers.unigram import UnigramSampler
 from nslightning.tasks.base import (
@@ -59,7 +63,12 @@ class PairStep(NamedTuple):
 
 
 class ContrastiveTask(NegativeSamplingTask):
-    """Learns anchor and item embeddings from positive pairs and sampled negatives.
+    """Learns anchor and item vectors ``μ̂_φ(ids)`` from positive pairs and sampled negatives.
+
+    Each side has an encoder (:class:`~nslightning.models.PairEmbeddings`): an embedding
+    table by default, a :class:`~nslightning.models.encoders.BagOfFeatures`, or any module
+    that maps ids to vectors. Samplers draw item ids; hard-negative scorers, evaluation and
+    export encode items without gradient, in chunks (every item once per validation).
 
     A training batch holds ``B`` positive pairs ``(anchor, item[, weight])``. The sampler draws
     ``K`` negatives per pair in place of the item (it gets the items as positives, the anchors,
@@ -69,11 +78,18 @@ class ContrastiveTask(NegativeSamplingTask):
     hard-negative mining scores known positives ``-inf``: the loss never pushes a true pair
     apart. The loss gets ``(pos_scores (B,), neg_scores (B, K), neg_mask, log_q, weights)``.
 
+    Scores that are distances (``euclidean``, ``poincare``, ``lorentz``) are calibrated for
+    pointwise losses by default: the loss gets ``(s + b) / t`` with a learned offset ``b``
+    (:class:`~nslightning.models.ScoreCalibration`); without it ``-d <= 0`` can never make a
+    positive probable. Rankings use the raw scores (the calibration keeps their order).
+
     Under DDP each rank takes its own equal share of the pairs and draws its own negatives
-    (``seed + rank``); samplers with ``across_ranks`` draw from the global batch. The loss's
-    means divide by the global batch's totals, so the gradients equal those of one process with
-    the whole batch. Over NCCL (no sparse all-reduce) ``sparse`` tables switch to dense
-    gradients.
+    (``seed + rank``); samplers with ``across_ranks`` draw from the global batch. With a table
+    the other ranks' in-batch candidates are scored from their ids (the table is replicated);
+    with any other item encoder each rank encodes its own positives and the vectors are
+    gathered with their gradients. The loss's means divide by the global batch's totals, so the
+    gradients equal those of one process with the whole batch. Over NCCL (no sparse
+    all-reduce) ``sparse`` tables switch to dense gradients.
 
     Validation ranks every item for each evaluated anchor (filtered ranks, see
     :class:`~nslightning.metrics.FilteredRanking`) and logs ``val/mrr``, ``val/mean_rank``,
@@ -83,22 +99,38 @@ class ContrastiveTask(NegativeSamplingTask):
         vocab_size: number of items ``V`` (linked from the DataModule by the CLI).
         num_anchors: number of anchors (linked too); ``None`` means the items' id space.
         dim: vector size ``D``.
-        shared_embeddings: one table for anchors and items (needs one id space).
-        score: ``"dot"``, ``"cosine"`` or ``"euclidean"`` (negative distance).
+        shared_embeddings: one encoder for anchors and items (needs one id space).
+        score: ``"dot"``, ``"cosine"``, ``"euclidean"`` (negative distance), ``"poincare"`` or
+            ``"lorentz"`` (negative hyperbolic distance, Nickel & Kiela 2017 and 2018; trained
+            by a Riemannian optimizer).
         num_negatives: ``K`` per pair; below ``V`` unless the sampler draws from the batch
             (in-batch), else the task refuses it.
         sampler: where negatives come from; ``UnigramSampler(power=0.75)`` over the items'
             training frequencies when ``None``.
         loss: a :class:`~nslightning.losses.NegativeSamplingLoss`;
             ``WeightedContrastiveLoss(lam=1.0)`` when ``None``.
-        optimizer: a factory ``params -> Optimizer``; the task sets its learning rate.
+        optimizer: a factory ``params -> Optimizer``; the task sets its learning rate. By
+            default Adam, and geoopt's ``RiemannianAdam`` with a hyperbolic score (which
+            needs a ``geoopt.optim`` optimizer).
         lr: learning rate.
         accidental_hits: ``"known"`` masks negatives that are known positives of their anchor;
             ``"positive"`` masks only the pair's own item.
         max_exclude: how many of an anchor's known positives the sampler gets as ``exclude``
             (samplers with ``redraw`` draw those again instead of wasting the slot); 0 for none.
-        init_scale: vectors start uniform in ``[-init_scale, init_scale)``.
-        sparse: sparse embedding gradients (use SGD, SparseAdam or Adagrad).
+        init_scale: table vectors start uniform in ``[-init_scale, init_scale)``.
+        sparse: sparse gradients for the tables (use SGD, SparseAdam or Adagrad).
+        anchor_encoder: the anchors' encoder (any ``nn.Module`` from ids to vectors, see
+            ``docs/encoders.md``); an embedding table when ``None``.
+        item_encoder: the items' encoder; a table (or the anchor encoder when
+            ``shared_embeddings``) when ``None``.
+        calibrate: give the loss calibrated scores ``(s + b) / t``; ``None`` does it where
+            the score is a distance and the loss is pointwise (``loss.pointwise``: the
+            λ-weighted loss, NCE).
+        calibration_temperature: the calibration's fixed ``t``, or ``None`` to learn it.
+        burn_in_epochs: the first epochs train at ``lr * burn_in_lr_factor`` (Nickel & Kiela
+            2017's burn-in, which lets hyperbolic embeddings find their angular layout before
+            they move outward).
+        burn_in_lr_factor: the learning-rate factor of the burn-in.
         ranking_ks: the ``k`` of ``val/hits@k``.
         diagnostics_every: log ``sampler/...`` diagnostics every this many steps; 0 for never.
         filter_known: deprecated, use ``accidental_hits`` (``True`` is ``"known"``).
@@ -118,11 +150,11 @@ class ContrastiveTask(NegativeSamplingTask):
         num_anchors: int | None = None,
         dim: int = 64,
         shared_embeddings: bool = False,
-        score: Score = "dot",
+        score: ScoreName = "dot",
         num_negatives: int = 10,
         sampler: NegativeSampler | None = None,
         loss: NegativeSamplingLoss | None = None,
-        optimizer: OptimizerFactory = torch.optim.Adam,
+        optimizer: OptimizerFactory | None = None,
         lr: float = 0.01,
         accidental_hits: AccidentalHits = "known",
         max_exclude: int = 32,
@@ -130,10 +162,20 @@ class ContrastiveTask(NegativeSamplingTask):
         sparse: bool = False,
         ranking_ks: Sequence[int] = (1, 3, 10),
         diagnostics_every: int = 100,
+        anchor_encoder: nn.Module | None = None,
+        item_encoder: nn.Module | None = None,
+        calibrate: bool | None = None,
+        calibration_temperature: float | None = 1.0,
+        burn_in_epochs: int = 0,
+        burn_in_lr_factor: float = 0.1,
         filter_known: bool | None = None,
     ) -> None:
         if max_exclude < 0:
             raise ValueError(f"max_exclude must be >= 0, got {max_exclude}.")
+        if burn_in_epochs < 0:
+            raise ValueError(f"burn_in_epochs must be >= 0, got {burn_in_epochs}.")
+        if not 0 < burn_in_lr_factor <= 1:
+            raise ValueError(f"burn_in_lr_factor must be in (0, 1], got {burn_in_lr_factor}.")
         accidental_hits = hits_from_old_flag(  # type: ignore[assignment]
             "ContrastiveTask", "filter_known", filter_known, accidental_hits, "known", "positive"
         )
@@ -142,7 +184,7 @@ class ContrastiveTask(NegativeSamplingTask):
             sampler=sampler if sampler is not None else UnigramSampler(power=0.75),
             loss=loss if loss is not None else WeightedContrastiveLoss(),
             num_negatives=num_negatives,
-            optimizer=optimizer,
+            optimizer=optimizer if optimizer is not None else default_optimizer(score),
             lr=lr,
             diagnostics_every=diagnostics_every,
             divergence_fix=(
@@ -150,7 +192,9 @@ class ContrastiveTask(NegativeSamplingTask):
                 "and resume from a checkpoint written before this step if you have one."
             ),
         )
-        self.save_hyperparameters(ignore=["sampler", "loss", "optimizer"])
+        self.save_hyperparameters(
+            ignore=["sampler", "loss", "optimizer", "anchor_encoder", "item_encoder"]
+        )
         self.embeddings = PairEmbeddings(
             num_anchors if num_anchors is not None else vocab_size,
             vocab_size,
@@ -159,7 +203,16 @@ class ContrastiveTask(NegativeSamplingTask):
             score=score,
             init_scale=init_scale,
             sparse=sparse,
+            anchor_encoder=anchor_encoder,
+            item_encoder=item_encoder,
         )
+        if calibrate is None:
+            calibrate = self.embeddings.geometry.is_distance and self.loss.pointwise
+        self.calibration = (
+            ScoreCalibration(temperature=calibration_temperature) if calibrate else None
+        )
+        self.burn_in_epochs = burn_in_epochs
+        self.burn_in_lr_factor = burn_in_lr_factor
         self.check_negatives_below_vocabulary(
             "number of items",
             ", lower --data.min_count to keep more items, or use every other positive of the "
@@ -171,6 +224,7 @@ class ContrastiveTask(NegativeSamplingTask):
         self.ranking = FilteredRanking(ranking_ks)
         self.known: KnownPositives | None = None
         self.mask_self = False
+        self.item_points: Tensor | None = None
 
     # the task's sampler and loss always exist (defaults above)
     sampler: NegativeSampler
@@ -207,9 +261,20 @@ class ContrastiveTask(NegativeSamplingTask):
                 "set --data.shared_vocabulary true, or --model.shared_embeddings false."
             )
         self.mask_self = one_id_space
+        self.bind_encoders(data)
         # Its own copy: moving the task to the accelerator must not move the DataModule's set,
         # which evaluation chunks are read from on the host.
         self.known = copy.deepcopy(pairs.train_known)
+
+    def bind_encoders(self, data: NegativeSamplingData) -> None:
+        """Gives each encoder with a ``bind(names)`` its side's vocabulary (names by id)."""
+        vocabularies = data.vocabularies()
+        sides = (("anchors", self.embeddings.anchor_encoder),
+                 ("items", self.embeddings.item_encoder))
+        for side, encoder in sides:
+            bind = getattr(encoder, "bind", None)
+            if callable(bind) and side in vocabularies:
+                bind(vocabularies[side].tokens)
 
     # --------------------------------------------------------------- training
     def batch_loss(self, batch: dict[str, Tensor]) -> PairStep:
@@ -230,21 +295,43 @@ class ContrastiveTask(NegativeSamplingTask):
             mask = mask & ~known.contains(anchors.unsqueeze(1), negatives.ids)
         if self.mask_self:  # in one id space the anchor is not a candidate (as in evaluation)
             mask = mask & (negatives.ids != anchors.unsqueeze(1))
-        candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
-        scores = self.embeddings(anchors, candidates)  # (B, 1 + K)
+        scores = self.pair_scores(anchors, items, negatives)  # (B, 1 + K)
+        logits = self.calibration(scores) if self.calibration is not None else scores
         self.advance_loss()
         log_q, pos_log_q = self.loss_log_q(negatives, items)
         loss = self.loss(
-            scores[:, 0], scores[:, 1:], neg_mask=mask, log_q=log_q, weights=weights,
+            logits[:, 0], logits[:, 1:], neg_mask=mask, log_q=log_q, weights=weights,
             pos_log_q=pos_log_q,
         )
         return PairStep(loss, replace(negatives, mask=mask), scores, exclude)
+
+    def pair_scores(self, anchors: Tensor, items: Tensor, negatives: Negatives) -> Tensor:
+        """``(B, 1 + K)`` scores of each anchor ``(B,)`` against its item ``(B,)``, then its
+        negatives.
+
+        Negatives taken from the batch's positives (``negatives.positions``) reuse the
+        positives' encoded vectors when the items' encoder is not a table: each rank encodes
+        only its own items, and across ranks the vectors are gathered with their gradients
+        (so every rank's loss trains the encoder that made them). Table rows are looked up by
+        id instead: the table is replicated, and that moves no vectors.
+        """
+        model = self.embeddings
+        if negatives.positions is None or model.items_are_a_table:
+            candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
+            return model(anchors, candidates)
+        own = model.encode_items(items)  # (B, D')
+        pool = gather_with_gradients(own)  # (W B, D'), in the sampler's order
+        candidates = torch.cat([own.unsqueeze(1), pool[negatives.positions]], dim=1)
+        return model.geometry.pairs(model.encode_anchors(anchors), candidates)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         step = self.batch_loss(batch)
         self.finite_guard.check(self, "train/loss", step.loss, batch_idx)
         self.log("train/loss", step.loss, prog_bar=True, sync_dist=True)
         self.log_loss_values()
+        if self.calibration is not None:
+            for name, value in self.calibration.logged_values().items():
+                self.log(f"train/{name}", value)
         self.log("train/masked_share", 1.0 - step.negatives.mask.float().mean())
         if self.diagnose_now():
             self.log_negatives(
@@ -253,10 +340,25 @@ class ContrastiveTask(NegativeSamplingTask):
             )
         return step.loss * self.backward_scale()
 
+    # --------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> Any:
+        optimizer = super().configure_optimizers()
+        if self.embeddings.geometry.manifold is not None:
+            check_riemannian(optimizer, self.embeddings.score)
+        if self.burn_in_epochs == 0:
+            return optimizer
+        burn_in, factor = self.burn_in_epochs, self.burn_in_lr_factor
+        scheduler = LambdaLR(optimizer, lambda epoch: factor if epoch < burn_in else 1.0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
+                                                         "interval": "epoch"}}
+
     # --------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self.item_points = self.embeddings.all_items()  # encoded once per validation
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         anchors = batch["anchors"]
-        scores = self.embeddings.score_all(anchors).float()
+        scores = self.embeddings.score_all(anchors, item_points=self.item_points).float()
         if not torch.isfinite(scores).all():
             raise RuntimeError(
                 "the embeddings give non-finite scores: training diverged; lower the learning "
@@ -272,6 +374,22 @@ class ContrastiveTask(NegativeSamplingTask):
         values = {f"val/{name}": value.float() for name, value in results.items()}
         self.log_dict(values, sync_dist=True)
         self.ranking.reset()
+        self.item_points = None
+
+    # --------------------------------------------------------------- checkpoints
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        for side in ("anchor", "item"):  # tables before encoders (0.1)
+            old = state.pop(f"embeddings.{side}_table.weight", None)
+            if old is not None:
+                state[f"embeddings.{side}_encoder.table.weight"] = old
+        if self.calibration is not None and "calibration.bias" not in state:
+            raise ValueError(
+                "this checkpoint was trained without score calibration, which this model has "
+                f"(score {self.embeddings.score!r} with {type(self.loss).__name__}): set "
+                "--model.calibrate false to load it."
+            )
 
     # --------------------------------------------------------------- export
     def embedding_tables(self) -> dict[str, Tensor]:
@@ -291,3 +409,24 @@ def pair_data(data: NegativeSamplingData) -> PairData:
             f"(PairDataModule); {type(data).__name__} lacks {', '.join(missing)}."
         )
     return data  # type: ignore[return-value]
+
+
+def default_optimizer(score: str) -> OptimizerFactory:
+    """Adam, or geoopt's Riemannian Adam for a hyperbolic score."""
+    if score in HYPERBOLIC_SCORES:
+        import geoopt
+
+        factory: OptimizerFactory = geoopt.optim.RiemannianAdam
+        return factory
+    return torch.optim.Adam
+
+
+def check_riemannian(optimizer: Optimizer, score: str) -> None:
+    """Refuses an optimizer that would move points of a hyperbolic model off the manifold."""
+    if not type(optimizer).__module__.startswith("geoopt"):
+        raise ValueError(
+            f"score {score!r} keeps its tables on a manifold, which {type(optimizer).__name__} "
+            "would leave (a Euclidean step has no retraction): use a Riemannian optimizer, "
+            "--model.optimizer geoopt.optim.RiemannianAdam (the default) or "
+            "geoopt.optim.RiemannianSGD."
+        )

@@ -231,7 +231,8 @@ def test_directory_is_not_a_pair_file(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- built-ins
 def test_builtin_names() -> None:
-    assert set(builtin_relations()) == {"lee-doc-words", "gensim-hypernyms"}
+    assert set(builtin_relations()) == {
+        "lee-doc-words", "gensim-hypernyms", "lee-background-doc-words"}
 
 
 @pytest.fixture(scope="module")

@@ -164,22 +164,67 @@ def contrastive_args(tmp_path: Path) -> list[str]:
     ]
 
 
-def test_contrastive_in_batch_info_nce_under_ddp_equals_one_process(tmp_path: Path) -> None:
-    common = [
-        *contrastive_args(tmp_path),
-        "--model.sampler", str(CONFIGS / "samplers/in_batch.yaml"),
-        "--model.sampler.init_args.across_ranks", "true",
-        "--model.sampler.init_args.all_others", "true", "--model.num_negatives", "100",
-        "--model.loss.init_args.temperature", "0.5",
-    ]
+IN_BATCH_ACROSS_RANKS = [
+    "--model.sampler", str(CONFIGS / "samplers/in_batch.yaml"),
+    "--model.sampler.init_args.across_ranks", "true",
+    "--model.sampler.init_args.all_others", "true", "--model.num_negatives", "100",
+    "--model.loss.init_args.temperature", "0.5",
+]
+
+
+def train_pairs_both(tmp_path: Path, common: list[str]) -> tuple[list[dict], dict]:
+    """Trains on 2 processes of 8 pairs and on one of 16, and asserts the premise: each step of
+    the one process holds exactly the pairs of the ranks' steps."""
     ranks, single, _ = train_both(tmp_path, common, per_rank=["--data.batch_size", "8"],
                                   whole=["--data.batch_size", "16"])
     for step, batch in enumerate(single["batches"]):
-        pairs = {tuple(pair) for pair in torch.stack([batch["anchors"], batch["items"]], 1)
-                 .tolist()}
-        assert pairs == {tuple(pair) for rank in ranks for pair in torch.stack(
-            [rank["batches"][step]["anchors"], rank["batches"][step]["items"]], 1).tolist()}
+        pairs = sorted(torch.stack([batch["anchors"], batch["items"]], 1).tolist())
+        assert pairs == sorted(pair for rank in ranks for pair in torch.stack(
+            [rank["batches"][step]["anchors"], rank["batches"][step]["items"]], 1).tolist())
         assert "weights" in batch
+    return ranks, single
+
+
+def test_contrastive_in_batch_info_nce_under_ddp_equals_one_process(tmp_path: Path) -> None:
+    ranks, single = train_pairs_both(
+        tmp_path, [*contrastive_args(tmp_path), *IN_BATCH_ACROSS_RANKS]
+    )
+    assert_same_updates(ranks, single, steps=2)
+
+
+def bag_files(folder: Path) -> tuple[Path, Path]:
+    """Side files of the anchors ``a0 ... a11`` and items ``b0 ... b9`` of :func:`pair_file`:
+    bags of 1 to 3 features out of 5, which several ids share."""
+    rng = np.random.default_rng(2)
+    paths = []
+    for prefix, count in (("a", 12), ("b", 10)):
+        lines = [f"{prefix}{i}\t" + " ".join(f"f{f}" for f in rng.integers(0, 5, size))
+                 for i, size in enumerate(rng.integers(1, 4, count))]
+        path = folder / f"{prefix}-features.tsv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_contrastive_bag_encoders_gather_vectors_under_ddp_equal_one_process(
+    tmp_path: Path,
+) -> None:
+    """Item vectors that come out of a model (a BagOfFeatures with a hidden layer) are gathered
+    with their gradients for in-batch negatives across ranks: each rank encodes only its own
+    items, and every rank's loss still trains the encoder that made them."""
+    anchors, items = bag_files(tmp_path)
+    encoder = "nslightning.models.encoders.BagOfFeatures"
+    ranks, single = train_pairs_both(tmp_path, [
+        *contrastive_args(tmp_path),
+        "--model.anchor_encoder", encoder, "--model.anchor_encoder.path", str(anchors),
+        "--model.anchor_encoder.hidden", "[5]",
+        "--model.item_encoder", encoder, "--model.item_encoder.path", str(items),
+        "--model.item_encoder.hidden", "[5, 4]",
+        *IN_BATCH_ACROSS_RANKS,
+    ])
+    names = set(single["start"])
+    assert {"embeddings.item_encoder.bag.weight", "embeddings.item_encoder.mlp.0.weight"} <= names
+    assert not any("table" in name for name in names)  # no table: vectors were gathered
     assert_same_updates(ranks, single, steps=2)
 
 

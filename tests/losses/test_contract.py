@@ -392,6 +392,17 @@ def test_log_q_is_read_exactly_when_declared(case: Case) -> None:
 
 
 @cases
+def test_a_shift_of_every_score_changes_the_loss_exactly_when_pointwise(case: Case) -> None:
+    loss = case.make("mean")
+    x = make_inputs((B, C), seed=9)
+    shifted = call(loss, replace(x, pos=x.pos + 2.5, neg=x.neg + 2.5))
+    if loss.pointwise:
+        assert not torch.allclose(shifted, call(loss, x))
+    elif getattr(loss, "min_score", None) is None:  # the debiased bound is a fixed score
+        torch.testing.assert_close(shifted, call(loss, x), rtol=1e-10, atol=1e-12)
+
+
+@cases
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_gradcheck(case: Case, reduction: str) -> None:
     loss = case.make(reduction)
@@ -465,6 +476,7 @@ def test_declared_capabilities() -> None:
     assert {cls for cls in KNOWN if cls.fused_form is not None} == {SGNSLoss}
     assert {cls for cls in KNOWN if cls.needs_fixed_distribution} == {NCELoss}
     assert {cls for cls in KNOWN if cls.keeps_accidental_hits} == {NCELoss}
+    assert {cls for cls in KNOWN if cls.pointwise} == {SGNSLoss, WeightedContrastiveLoss, NCELoss}
     assert SampledSoftmaxLoss.uses_log_q and NCELoss.uses_log_q
     assert not SGNSLoss().uses_log_q and not WeightedContrastiveLoss().uses_log_q
     for cls in (InfoNCELoss, DebiasedContrastiveLoss, HardNegativeContrastiveLoss):

@@ -23,9 +23,9 @@ def model_with(anchor_rows, item_rows, score: str, shared: bool = False) -> Pair
         score=score,
     )
     with torch.no_grad():
-        model.anchor_table.weight.copy_(anchor_weight)
+        model.anchor_encoder.weight.copy_(anchor_weight)
         if not shared:
-            model.item_table.weight.copy_(torch.tensor(item_rows, dtype=torch.float32))
+            model.item_encoder.weight.copy_(torch.tensor(item_rows, dtype=torch.float32))
     return model
 
 
@@ -82,20 +82,20 @@ def test_score_all_agrees_with_forward(score: str, shared: bool) -> None:
     torch.testing.assert_close(some, forward, rtol=1e-5, atol=1e-5)
     # Not the same thing with the tables swapped (when they differ).
     if not shared and score == "dot":
-        swapped = model.item_table.weight[anchors] @ model.anchor_table.weight[items].T
+        swapped = model.item_encoder.weight[anchors] @ model.anchor_encoder.weight[items].T
         assert not torch.allclose(some, swapped.detach())
 
 
 def test_shared_tables_are_one_parameter() -> None:
     model = PairEmbeddings(5, 5, 3, shared=True)
-    assert model.anchor_table is model.item_table
+    assert model.anchor_encoder is model.item_encoder
     assert len(list(model.parameters())) == 1
     assert model.num_anchors == model.vocab_size == 5
     with torch.no_grad():
-        model.anchor_table.weight[2] = torch.tensor([1.0, 2.0, 3.0])
+        model.anchor_encoder.weight[2] = torch.tensor([1.0, 2.0, 3.0])
     assert model.item_vectors()[2].tolist() == [1.0, 2.0, 3.0]
     separate = PairEmbeddings(4, 6, 3)
-    assert separate.anchor_table is not separate.item_table
+    assert separate.anchor_encoder is not separate.item_encoder
     assert len(list(separate.parameters())) == 2
     assert separate.anchor_vectors().shape == (4, 3) and separate.item_vectors().shape == (6, 3)
 
@@ -106,7 +106,7 @@ def test_shared_with_different_sizes_errors() -> None:
 
 
 def test_argument_errors() -> None:
-    with pytest.raises(ValueError, match="score must be"):
+    with pytest.raises(ValueError, match=r"unknown score .manhattan.: choose one of"):
         PairEmbeddings(4, 4, 3, score="manhattan")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dim must be"):
         PairEmbeddings(4, 4, 0)
@@ -117,10 +117,10 @@ def test_argument_errors() -> None:
 def test_initialisation_is_within_scale() -> None:
     torch.manual_seed(0)
     model = PairEmbeddings(50, 40, 8, init_scale=0.25)
-    for table in (model.anchor_table, model.item_table):
+    for table in (model.anchor_encoder, model.item_encoder):
         weight = table.weight.detach()
         assert weight.abs().max() <= 0.25 and weight.abs().max() > 0.2
-    assert not torch.equal(model.anchor_table.weight[:40], model.item_table.weight)
+    assert not torch.equal(model.anchor_encoder.weight[:40], model.item_encoder.weight)
 
 
 # ---------------------------------------------------------------- PairScorer
@@ -169,8 +169,8 @@ def test_gradients_flow_to_the_used_rows(score: str) -> None:
     torch.manual_seed(3)
     model = PairEmbeddings(5, 6, 4, score=score, init_scale=1.0)
     model(torch.tensor([1, 3]), torch.tensor([[0, 2], [2, 5]])).sum().backward()
-    anchor_grad = model.anchor_table.weight.grad
-    item_grad = model.item_table.weight.grad
+    anchor_grad = model.anchor_encoder.weight.grad
+    item_grad = model.item_encoder.weight.grad
     assert anchor_grad is not None and item_grad is not None
     used_anchors, used_items = {1, 3}, {0, 2, 5}
     for row in range(5):
@@ -183,15 +183,15 @@ def test_dot_gradient_is_the_other_vector() -> None:
     model = model_with(ANCHORS, ITEMS, "dot")
     model(torch.tensor([0]), torch.tensor([[1, 2]])).sum().backward()
     torch.testing.assert_close(
-        model.anchor_table.weight.grad[0], torch.tensor(ITEMS[1]) + torch.tensor(ITEMS[2])
+        model.anchor_encoder.weight.grad[0], torch.tensor(ITEMS[1]) + torch.tensor(ITEMS[2])
     )
-    torch.testing.assert_close(model.item_table.weight.grad[2], torch.tensor(ANCHORS[0]))
+    torch.testing.assert_close(model.item_encoder.weight.grad[2], torch.tensor(ANCHORS[0]))
 
 
 def test_shared_gradient_accumulates_both_sides() -> None:
     model = model_with([*ANCHORS, [0.5, 0.5]], None, "dot", shared=True)
     model(torch.tensor([0]), torch.tensor([[1]])).sum().backward()
-    grad = model.anchor_table.weight.grad
+    grad = model.anchor_encoder.weight.grad
     torch.testing.assert_close(grad[0], torch.tensor(ANCHORS[1]))
     torch.testing.assert_close(grad[1], torch.tensor(ANCHORS[0]))
     assert grad[2].abs().sum() == 0
@@ -200,8 +200,8 @@ def test_shared_gradient_accumulates_both_sides() -> None:
 def test_sparse_gradients() -> None:
     model = PairEmbeddings(5, 6, 4, sparse=True)
     model(torch.tensor([1]), torch.tensor([[0, 2]])).sum().backward()
-    assert model.anchor_table.weight.grad.is_sparse
-    assert model.item_table.weight.grad.is_sparse
+    assert model.anchor_encoder.weight.grad.is_sparse
+    assert model.item_encoder.weight.grad.is_sparse
 
 
 def test_euclidean_gradient_is_finite_when_anchor_equals_item() -> None:
@@ -209,12 +209,12 @@ def test_euclidean_gradient_is_finite_when_anchor_equals_item() -> None:
     score = shared(torch.tensor([1, 1]), torch.tensor([[1, 0], [1, 1]]))
     assert score[0, 0].item() == pytest.approx(0.0, abs=1e-5)
     score.sum().backward()
-    assert torch.isfinite(shared.anchor_table.weight.grad).all()
+    assert torch.isfinite(shared.anchor_encoder.weight.grad).all()
     separate = model_with([[1.0, 2.0]], [[1.0, 2.0]], "euclidean")
     score = separate(torch.tensor([0]), torch.tensor([[0]]))
     assert score.item() == pytest.approx(0.0, abs=1e-5)
     score.sum().backward()
-    for grad in (separate.anchor_table.weight.grad, separate.item_table.weight.grad):
+    for grad in (separate.anchor_encoder.weight.grad, separate.item_encoder.weight.grad):
         assert torch.isfinite(grad).all()
         assert torch.equal(grad, torch.zeros_like(grad))
 
@@ -224,4 +224,4 @@ def test_cosine_of_a_zero_vector_is_finite() -> None:
     score = model(torch.tensor([0]), torch.tensor([[0]]))
     assert score.item() == 0.0
     score.sum().backward()
-    assert torch.isfinite(model.anchor_table.weight.grad).all()
+    assert torch.isfinite(model.anchor_encoder.weight.grad).all()

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from gensim.models import KeyedVectors
 from torch import Tensor
@@ -31,15 +30,7 @@ from nslightning.samplers.base import Draw, DrawRequest
 from nslightning.tasks import ContrastiveTask
 from nslightning.tasks.contrastive import PairStep
 from tests.corpora import write_groups
-
-
-def trainer(tmp_path: Path, epochs: int = 1, **options: object) -> pl.Trainer:
-    defaults: dict[str, object] = {
-        "max_epochs": epochs, "logger": False, "enable_checkpointing": False,
-        "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu",
-        "default_root_dir": tmp_path, "num_sanity_val_steps": 0,
-    }
-    return pl.Trainer(**{**defaults, **options})  # type: ignore[arg-type]
+from tests.trainers import quiet_trainer as trainer
 
 
 class RecordingLoss(NegativeSamplingLoss):
@@ -154,9 +145,9 @@ def test_hard_negatives_never_select_known_positives(groups: PairDataModule) -> 
 
     # make known positives the highest-scoring items, then mine
     with torch.no_grad():
-        task.embeddings.item_table.weight.zero_()
-        task.embeddings.anchor_table.weight.fill_(1.0)
-        task.embeddings.item_table.weight[groups.train_pairs.items] = 5.0
+        task.embeddings.item_encoder.weight.zero_()
+        task.embeddings.anchor_encoder.weight.fill_(1.0)
+        task.embeddings.item_encoder.weight[groups.train_pairs.items] = 5.0
     scorer = PairScorer(task.embeddings, groups.train_known.contains)
     negatives = task.sampler.sample(items, 4, anchors=anchors, scorer=scorer)
     valid = negatives.mask
@@ -192,8 +183,8 @@ def test_every_sampler_trains(
         return steps[-1][1]
 
     monkeypatch.setattr(task, "batch_loss", recording)
-    tables = {"anchors": task.embeddings.anchor_table.weight,
-              "items": task.embeddings.item_table.weight}
+    tables = {"anchors": task.embeddings.anchor_encoder.weight,
+              "items": task.embeddings.item_encoder.weight}
     before = {name: table.detach().clone() for name, table in tables.items()}
     run = trainer(tmp_path, limit_train_batches=3)
     run.fit(task, groups)
@@ -254,7 +245,7 @@ def test_export_both_tables_in_word2vec_format(groups: PairDataModule, tmp_path:
     items = KeyedVectors.load_word2vec_format(str(tmp_path / "items.bin"), binary=True)
     assert len(anchors) == groups.num_anchors and len(items) == groups.vocab_size
     row = groups.item_vocabulary["item0_1"]
-    assert np.allclose(items["item0_1"], task.embeddings.item_table.weight[row].detach().numpy())
+    assert np.allclose(items["item0_1"], task.embeddings.item_encoder.weight[row].detach().numpy())
     with pytest.raises(ValueError, match="no table 'words'"):
         Word2VecExport(str(tmp_path / "x.txt"), table="words").export(
             SimpleNamespace(datamodule=groups), task  # type: ignore[arg-type]
@@ -355,7 +346,7 @@ def test_in_batch_negatives_may_outnumber_the_items(groups: PairDataModule, tmp_
     task = ContrastiveTask(items, groups.num_anchors, dim=4, num_negatives=items + 5,
                            sampler=InBatchSampler(all_others=True), diagnostics_every=0)
     trainer(tmp_path, limit_train_batches=2, limit_val_batches=0).fit(task, groups)
-    assert torch.isfinite(task.embeddings.item_table.weight).all()
+    assert torch.isfinite(task.embeddings.item_encoder.weight).all()
 
 
 def test_filter_known_is_the_deprecated_spelling_of_accidental_hits() -> None:

@@ -131,7 +131,7 @@ def test_contrastive_stops_at_the_step_whose_loss_is_not_finite(tmp_path: Path) 
     assert found["name"] == "train/loss" and found["kind"] in ("inf", "nan")
     assert (found["step"], found["epoch"], found["batch"]) == ("2", "0", "2")
     assert steps == [1, 2]
-    assert torch.isfinite(task.embeddings.item_table.weight).all()  # raised before the update
+    assert torch.isfinite(task.embeddings.item_encoder.weight).all()  # raised before the update
 
 
 def test_language_model_stops_at_the_step_whose_loss_is_nan(
