@@ -286,6 +286,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/tasks/test_contrastive_encoders.py",),
     ),
     Mutation(
+        "vectors-gathered-without-across-ranks", "nslightning/tasks/contrastive.py",
+        "pool = gather_with_gradients(own) if across else own",
+        "pool = gather_with_gradients(own)",
+        "without across_ranks the local positions pick rank 0's gathered vectors on every rank",
+        ("tests/tasks/test_contrastive_encoders.py",),
+    ),
+    Mutation(
         "calibration-not-applied", "nslightning/tasks/contrastive.py",
         "        logits = self.calibration(scores) if self.calibration is not None else scores\n",
         "        logits = scores\n",

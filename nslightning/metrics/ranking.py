@@ -131,7 +131,8 @@ def _counts_by_bucketing(
     ``nextafter(t, +inf)`` (a binary search), then a histogram of the buckets of each row.
 
     Filtered candidates are competitors scoring ``-inf``; ``nan`` competitors are neither below
-    nor tied. Pads and ``nan`` targets only add boundaries at ``+inf``.
+    nor tied. ``nan`` targets add boundaries at ``+inf``; a pad adds the score of candidate 0
+    as a boundary, which splits a bucket without changing any count.
     """
     num_anchors, width = target_scores.shape
     if num_anchors == 0 or width == 0:

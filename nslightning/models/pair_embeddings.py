@@ -92,13 +92,13 @@ class PairEmbeddings(nn.Module):
             self.item_encoder = item_encoder or self.anchor_encoder
         else:
             self.item_encoder = item_encoder or EmbeddingTable(init_scale, sparse)
-        self._configure(self.anchor_encoder, num_anchors, init_scale)
+        self._configure(self.anchor_encoder, num_anchors)
         if self.item_encoder is not self.anchor_encoder:
-            self._configure(self.item_encoder, vocab_size, init_scale)
+            self._configure(self.item_encoder, vocab_size)
         self.num_anchors = num_anchors
         self.vocab_size = vocab_size
 
-    def _configure(self, encoder: nn.Module, num_ids: int, init_scale: float) -> None:
+    def _configure(self, encoder: nn.Module, num_ids: int) -> None:
         table = isinstance(encoder, EmbeddingTable)
         configure = getattr(encoder, "configure", None)
         if callable(configure):
@@ -107,7 +107,7 @@ class PairEmbeddings(nn.Module):
         if isinstance(encoder, EmbeddingTable) and self.geometry.manifold is not None:
             import geoopt
 
-            points = self.geometry.init_points(num_ids, self.dim, init_scale)
+            points = self.geometry.init_points(num_ids, self.dim, encoder.init_scale)
             embedding = encoder.table
             assert embedding is not None  # configured above
             embedding.weight = geoopt.ManifoldParameter(points, self.geometry.manifold)
@@ -183,7 +183,10 @@ class PairEmbeddings(nn.Module):
         """``(N,)`` ids -> ``(N, D')`` points without gradient, ``ENCODE_CHUNK`` ids at a time."""
         with torch.no_grad():
             parts = [self._encode(encoder, part) for part in ids.split(ENCODE_CHUNK)]
-        return torch.cat(parts) if parts else ids.new_empty((0, self.dim), dtype=torch.float)
+        if parts:
+            return torch.cat(parts)
+        width = self.geometry.coordinates(self.dim)
+        return torch.empty((0, width), dtype=torch.get_default_dtype(), device=ids.device)
 
     def score_all(
         self, anchors: Tensor, items: Tensor | None = None, item_points: Tensor | None = None

@@ -52,7 +52,8 @@ class ScoreCalibration(nn.Module):
         if self.learn_temperature:
             self.log_temperature = nn.Parameter(log_temperature)
         else:
-            self.register_buffer("log_temperature", log_temperature)
+            # the configured t, not a checkpoint's: it is a hyperparameter
+            self.register_buffer("log_temperature", log_temperature, persistent=False)
 
     @property
     def temperature(self) -> Tensor:

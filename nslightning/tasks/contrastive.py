@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, Protocol
@@ -125,7 +126,7 @@ class ContrastiveTask(NegativeSamplingTask):
             ``shared_embeddings``) when ``None``.
         calibrate: give the loss calibrated scores ``(s + b) / t``; ``None`` does it where
             the score is a distance and the loss is pointwise (``loss.pointwise``: the
-            λ-weighted loss, NCE).
+            λ-weighted loss, SGNS, NCE).
         calibration_temperature: the calibration's fixed ``t``, or ``None`` to learn it.
         burn_in_epochs: the first epochs train at ``lr * burn_in_lr_factor`` (Nickel & Kiela
             2017's burn-in, which lets hyperbolic embeddings find their angular layout before
@@ -176,6 +177,13 @@ class ContrastiveTask(NegativeSamplingTask):
             raise ValueError(f"burn_in_epochs must be >= 0, got {burn_in_epochs}.")
         if not 0 < burn_in_lr_factor <= 1:
             raise ValueError(f"burn_in_lr_factor must be in (0, 1], got {burn_in_lr_factor}.")
+        if calibration_temperature is not None and not (
+            math.isfinite(calibration_temperature) and calibration_temperature > 0
+        ):
+            raise ValueError(
+                "calibration_temperature must be a finite number > 0 (or null to learn it), got "
+                f"{calibration_temperature}."
+            )
         accidental_hits = hits_from_old_flag(  # type: ignore[assignment]
             "ContrastiveTask", "filter_known", filter_known, accidental_hits, "known", "positive"
         )
@@ -320,7 +328,9 @@ class ContrastiveTask(NegativeSamplingTask):
             candidates = torch.cat([items.unsqueeze(1), negatives.ids], dim=1)
             return model(anchors, candidates)
         own = model.encode_items(items)  # (B, D')
-        pool = gather_with_gradients(own)  # (W B, D'), in the sampler's order
+        # the positions index the global batch (rank order) when the sampler drew across ranks
+        across = bool(getattr(self.sampler, "across_ranks", False))
+        pool = gather_with_gradients(own) if across else own  # (W B or B, D')
         candidates = torch.cat([own.unsqueeze(1), pool[negatives.positions]], dim=1)
         return model.geometry.pairs(model.encode_anchors(anchors), candidates)
 
@@ -343,7 +353,9 @@ class ContrastiveTask(NegativeSamplingTask):
     # --------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> Any:
         optimizer = super().configure_optimizers()
-        if self.embeddings.geometry.manifold is not None:
+        if isinstance(optimizer, torch.optim.SparseAdam):
+            self.check_all_sparse()
+        if any(is_manifold_parameter(p) for p in self.parameters()):
             check_riemannian(optimizer, self.embeddings.score)
         if self.burn_in_epochs == 0:
             return optimizer
@@ -351,6 +363,19 @@ class ContrastiveTask(NegativeSamplingTask):
         scheduler = LambdaLR(optimizer, lambda epoch: factor if epoch < burn_in else 1.0)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
                                                          "interval": "epoch"}}
+
+    def check_all_sparse(self) -> None:
+        """Refuses SparseAdam when some parameter gets dense gradients (the calibration, an
+        encoder that is not a table), on which it would fail at the first step."""
+        sparse = {id(table.weight) for table in self.embeddings.tables() if table.sparse}
+        dense = [name for name, p in self.named_parameters()
+                 if p.requires_grad and id(p) not in sparse]
+        if dense:
+            raise ValueError(
+                f"SparseAdam takes sparse gradients only, and {', '.join(dense[:3])} get dense "
+                "ones (the score calibration, or an encoder that is not a table): use Adam or "
+                "Adagrad, or --model.calibrate false if the calibration is the only one."
+            )
 
     # --------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
@@ -384,11 +409,24 @@ class ContrastiveTask(NegativeSamplingTask):
             old = state.pop(f"embeddings.{side}_table.weight", None)
             if old is not None:
                 state[f"embeddings.{side}_encoder.table.weight"] = old
-        if self.calibration is not None and "calibration.bias" not in state:
+        calibrated = "calibration.bias" in state
+        if self.calibration is not None and not calibrated:
             raise ValueError(
                 "this checkpoint was trained without score calibration, which this model has "
                 f"(score {self.embeddings.score!r} with {type(self.loss).__name__}): set "
                 "--model.calibrate false to load it."
+            )
+        if self.calibration is None and calibrated:
+            raise ValueError(
+                "this checkpoint was trained with score calibration, which this model has not: "
+                "set --model.calibrate true to load it."
+            )
+        learned = "calibration.log_temperature" in state
+        if self.calibration is not None and learned != self.calibration.learn_temperature:
+            raise ValueError(
+                "this checkpoint's calibration temperature was "
+                f"{'learned' if learned else 'fixed'}: set --model.calibration_temperature "
+                f"{'null' if learned else 'to a number'} to load it."
             )
 
     # --------------------------------------------------------------- export
@@ -419,6 +457,11 @@ def default_optimizer(score: str) -> OptimizerFactory:
         factory: OptimizerFactory = geoopt.optim.RiemannianAdam
         return factory
     return torch.optim.Adam
+
+
+def is_manifold_parameter(param: Tensor) -> bool:
+    """Whether ``param`` lives on a geoopt manifold (a hyperbolic table)."""
+    return hasattr(param, "manifold")
 
 
 def check_riemannian(optimizer: Optimizer, score: str) -> None:

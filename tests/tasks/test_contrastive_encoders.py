@@ -179,3 +179,43 @@ def test_lee_judgments_without_the_documents_say_how_to_get_them(tmp_path: Path)
     with pytest.raises(RuntimeError, match="lee-doc-bags"):
         trainer(tmp_path, callbacks=[LeeDocumentSimilarity()], limit_train_batches=1,
                 limit_val_batches=1).fit(task, data)
+
+
+@pytest.mark.parametrize("across_ranks", [False, True])
+def test_vectors_are_gathered_only_when_the_sampler_drew_across_ranks(
+    groups: PairDataModule, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, across_ranks: bool
+) -> None:
+    """Without ``across_ranks`` the positions index the rank's own positives: gathering the
+    other ranks' vectors would hand every rank rank 0's items."""
+    from nslightning.tasks import contrastive
+
+    task = bag_task(groups, tmp_path, loss=InfoNCELoss(),
+                    sampler=InBatchSampler(all_others=True, across_ranks=across_ranks))
+    task.bind_encoders(groups)
+    task.sampler.setup(groups.counts)
+    gathered: list[int] = []
+
+    def gather(vectors: Tensor) -> Tensor:
+        gathered.append(len(vectors))
+        return vectors
+
+    monkeypatch.setattr(contrastive, "gather_with_gradients", gather)
+    batch = next(iter(groups.train_dataloader()))
+    negatives = task.sampler.sample(batch["items"], 100, anchors=batch["anchors"])
+    task.pair_scores(batch["anchors"], batch["items"], negatives)
+    assert gathered == ([len(batch["items"])] if across_ranks else [])
+
+
+def test_sparse_adam_is_refused_when_a_parameter_gets_dense_gradients(
+    groups: PairDataModule, tmp_path: Path
+) -> None:
+    calibrated = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
+                                 score="euclidean", sparse=True,
+                                 optimizer=torch.optim.SparseAdam, diagnostics_every=0)
+    assert calibrated.calibration is not None
+    with pytest.raises(ValueError, match=r"SparseAdam .* calibration\.bias .*--model\.calibrate"):
+        trainer(tmp_path).fit(calibrated, groups)
+    tables_only = ContrastiveTask(groups.vocab_size, groups.num_anchors, dim=4, num_negatives=3,
+                                  score="euclidean", sparse=True, calibrate=False,
+                                  optimizer=torch.optim.SparseAdam, diagnostics_every=0)
+    trainer(tmp_path, limit_val_batches=0).fit(tables_only, groups)

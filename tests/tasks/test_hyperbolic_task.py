@@ -143,3 +143,18 @@ def test_the_command_line_trains_a_lorentz_model_with_riemannian_sgd(
     points = cli.model.embeddings.anchor_encoder.weight.detach()
     assert points.shape[1] == 5 and on_manifold(points, "lorentz")
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5)  # burnt in
+
+
+def test_adam_trains_encoders_whose_outputs_are_mapped_onto_the_manifold(
+    hypernyms: PairDataModule, tmp_path: Path
+) -> None:
+    """No parameter is on the manifold when both sides are neural encoders (their outputs are
+    mapped onto it): a Euclidean optimizer is then right, and accepted."""
+    side = tmp_path / "features.tsv"
+    side.write_text("".join(f"{name}\t{name}\n" for name in hypernyms.anchor_vocabulary),
+                    encoding="utf-8")
+    task = task_for(hypernyms, "poincare", anchor_encoder=BagOfFeatures(str(side)),
+                    optimizer=torch.optim.Adam)
+    fit = trainer(tmp_path, limit_val_batches=0)
+    fit.fit(task, hypernyms)
+    assert type(fit.optimizers[0]) is torch.optim.Adam

@@ -113,3 +113,21 @@ def test_old_checkpoints_load_into_encoders_and_need_calibrate_false(tmp_path: P
     with pytest.raises(ValueError, match=r"--model\.calibrate false"):
         ContrastiveTask(6, dim=3, score="euclidean", num_negatives=2).on_load_checkpoint(
             {"state_dict": dict(state)})
+
+
+def test_a_checkpoint_calibrated_otherwise_says_how_to_load_it() -> None:
+    learned = ContrastiveTask(6, dim=3, score="euclidean", num_negatives=2,
+                              calibration_temperature=None)
+    state = dict(learned.state_dict())
+    with pytest.raises(ValueError, match=r"--model\.calibrate true"):
+        ContrastiveTask(6, dim=3, score="euclidean", num_negatives=2,
+                        calibrate=False).on_load_checkpoint({"state_dict": dict(state)})
+    with pytest.raises(ValueError, match=r"temperature was learned: set "
+                                         r"--model\.calibration_temperature null"):
+        ContrastiveTask(6, dim=3, score="euclidean",
+                        num_negatives=2).on_load_checkpoint({"state_dict": dict(state)})
+    fixed = ContrastiveTask(6, dim=3, score="euclidean", num_negatives=2,
+                            calibration_temperature=2.0)
+    assert "calibration.log_temperature" not in fixed.state_dict()  # a hyperparameter
+    with pytest.raises(ValueError, match="calibration_temperature must be a finite number > 0"):
+        ContrastiveTask(6, dim=3, num_negatives=2, calibration_temperature=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from itertools import pairwise
@@ -16,6 +17,7 @@ Mode = Literal["mean", "sum", "idf"]
 Activation = Literal["relu", "gelu", "tanh"]
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 _SHOWN = 5  # names quoted in an error message
+_EXTRA_STATE = "_extra_state"  # torch's key for get_extra_state
 
 
 class BagOfFeatures(nn.Module):
@@ -270,6 +272,20 @@ class BagOfFeatures(nn.Module):
             )
         return self.bag, self.mlp
 
+    def side_file_fingerprint(self) -> str:
+        """A digest of the side file's entities and features, in order."""
+        digest = hashlib.sha256()
+        for part in (self.feature_bags.names, self.feature_bags.features):
+            digest.update("\n".join(part).encode() + b"\0")
+        return digest.hexdigest()
+
+    def get_extra_state(self) -> dict[str, str]:
+        """Saved in the state dict: which side file the rows and feature vectors belong to."""
+        return {"side_file": self.side_file_fingerprint()}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Checked in :meth:`_load_from_state_dict`, once the other entries are loaded."""
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -284,6 +300,15 @@ class BagOfFeatures(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         if prefix + "rows" not in state_dict or len(error_msgs) > errors or self.bag is None:
+            return
+        saved = state_dict.get(prefix + _EXTRA_STATE, {}).get("side_file")
+        if saved is not None and saved != self.side_file_fingerprint():
+            error_msgs.append(
+                f"{prefix}: the checkpoint was trained with another side file than "
+                f"{self.feature_bags.source} (other entities or features, or another order): "
+                "its rows and feature vectors would mean other things; build the encoder with "
+                "the side file it was trained with."
+            )
             return
         # Once per load, not per step: whether the saved encoder was bound, and to this file.
         rows = self.rows
