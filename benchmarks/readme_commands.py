@@ -44,6 +44,8 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
          "configs/losses/info_nce.yaml", "--model.loss.init_args.temperature", "0.1"],
         ["val/mrr", "val/map", "val/lee_pearson"],
     ),
+    "contrastive_inductive": (["-c", "configs/contrastive_inductive.yaml"],
+                              ["val/map", "val/lee_pearson", "val/lee_spearman"]),
     "lm": (["-c", "configs/lm.yaml"], ["val/ppl", "test/ppl"]),
 }
 
