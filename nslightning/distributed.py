@@ -22,6 +22,10 @@ class SparseTables(Protocol):
 
     def use_sparse_gradients(self, sparse: bool) -> None: ...
 
+    def sparse_parameters(self) -> list[Tensor]:
+        """The parameters whose gradients are sparse now."""
+        ...
+
 
 def in_process_group() -> bool:
     """Whether a default process group exists (Lightning's DDP starts one, even for one

@@ -131,6 +131,10 @@ class PairEmbeddings(nn.Module):
         for table in self.tables():
             table.sparse = sparse
 
+    def sparse_parameters(self) -> list[Tensor]:
+        """The tables whose gradients are sparse now (other encoders' are dense)."""
+        return [table.weight for table in self.tables() if table.sparse]
+
     @property
     def items_are_a_table(self) -> bool:
         """Whether item vectors are rows of a replicated table (ids then rebuild them on any

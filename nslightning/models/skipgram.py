@@ -38,6 +38,10 @@ class SkipGramEmbeddings(nn.Module):
         self.sparse = sparse
         self.input.sparse = self.output.sparse = sparse
 
+    def sparse_parameters(self) -> list[Tensor]:
+        """Both tables while their gradients are sparse."""
+        return [self.input.weight, self.output.weight] if self.sparse else []
+
     @property
     def vocab_size(self) -> int:
         return self.input.num_embeddings

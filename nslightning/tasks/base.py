@@ -85,6 +85,8 @@ class NegativeSamplingTask(pl.LightningModule):
     """``False`` when a task also trains from plain dataloaders (its sampler set up by hand)."""
     dense_note: ClassVar[str] = ""
     """Appended to the message when NCCL turns the sparse tables dense."""
+    dense_parameters_fix: ClassVar[str] = "use Adam or Adagrad"
+    """How to fix SparseAdam beside parameters with dense gradients (in the message)."""
     sparse_optimizers: ClassVar[tuple[type[Optimizer], ...]] = (
         torch.optim.SGD,
         torch.optim.Adagrad,
@@ -288,6 +290,8 @@ class NegativeSamplingTask(pl.LightningModule):
                 "SparseAdam needs sparse gradients, and these tables have dense ones (sparse "
                 "false, or DDP over NCCL): use Adam, Adagrad or SGD."
             )
+        if isinstance(optimizer, torch.optim.SparseAdam):
+            self.check_all_sparse()
         if not sparse or not type(optimizer).__module__.startswith("torch.optim"):
             return
         unsupported = not isinstance(optimizer, self.sparse_optimizers) or any(
@@ -299,6 +303,18 @@ class NegativeSamplingTask(pl.LightningModule):
                 f"{name} with these options cannot train sparse embeddings correctly: set "
                 f"--model.sparse false, or use SparseSGD or {allowed} (no momentum or weight "
                 "decay)."
+            )
+
+    def check_all_sparse(self) -> None:
+        """Refuses SparseAdam when a trainable parameter outside the sparse tables gets dense
+        gradients: it would fail at the first step."""
+        sparse = {id(p) for tables in self.sparse_tables() for p in tables.sparse_parameters()}
+        dense = [name for name, p in self.named_parameters()
+                 if p.requires_grad and id(p) not in sparse]
+        if dense:
+            raise ValueError(
+                f"SparseAdam takes sparse gradients only, and {', '.join(dense[:3])} get dense "
+                f"ones: {self.dense_parameters_fix}."
             )
 
     # --------------------------------------------------------------- checkpoints and guards

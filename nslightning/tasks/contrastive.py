@@ -144,6 +144,10 @@ class ContrastiveTask(NegativeSamplingTask):
         "was made from, or start a new model."
     )
     sparse_optimizers = (torch.optim.SGD, torch.optim.Adagrad, torch.optim.SparseAdam)
+    dense_parameters_fix = (
+        "the score calibration and encoders that are not tables train densely: use Adam or "
+        "Adagrad, or --model.calibrate false if the calibration is the only one"
+    )
 
     def __init__(
         self,
@@ -353,8 +357,6 @@ class ContrastiveTask(NegativeSamplingTask):
     # --------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> Any:
         optimizer = super().configure_optimizers()
-        if isinstance(optimizer, torch.optim.SparseAdam):
-            self.check_all_sparse()
         if any(is_manifold_parameter(p) for p in self.parameters()):
             check_riemannian(optimizer, self.embeddings.score)
         if self.burn_in_epochs == 0:
@@ -363,19 +365,6 @@ class ContrastiveTask(NegativeSamplingTask):
         scheduler = LambdaLR(optimizer, lambda epoch: factor if epoch < burn_in else 1.0)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
                                                          "interval": "epoch"}}
-
-    def check_all_sparse(self) -> None:
-        """Refuses SparseAdam when some parameter gets dense gradients (the calibration, an
-        encoder that is not a table), on which it would fail at the first step."""
-        sparse = {id(table.weight) for table in self.embeddings.tables() if table.sparse}
-        dense = [name for name, p in self.named_parameters()
-                 if p.requires_grad and id(p) not in sparse]
-        if dense:
-            raise ValueError(
-                f"SparseAdam takes sparse gradients only, and {', '.join(dense[:3])} get dense "
-                "ones (the score calibration, or an encoder that is not a table): use Adam or "
-                "Adagrad, or --model.calibrate false if the calibration is the only one."
-            )
 
     # --------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
